@@ -1,0 +1,43 @@
+# calft build. The C/C++ parts (ggml, libllama, mtmd) compile from the pinned
+# github.com/ollama/ollama module through cgo; third_party/link.sh makes them reachable.
+#
+# Portable build: make CPU_FLAGS="-O3"   (default tunes for this machine's CPU)
+CPU_FLAGS ?= -O3 -march=native
+export CGO_ENABLED := 1
+export CGO_CFLAGS := $(CPU_FLAGS)
+export CGO_CXXFLAGS := $(CPU_FLAGS)
+GO ?= go
+TEST_TIMEOUT ?= 30m
+
+.PHONY: all build test vet fmt-check demo bench clean deps
+
+all: build
+
+third_party/ollama: go.mod go.sum third_party/link.sh
+	./third_party/link.sh
+	@touch -h third_party/ollama
+
+deps: third_party/ollama
+
+build: third_party/ollama
+	$(GO) build -o bin/calft ./cmd/calft
+
+fmt-check:
+	@out=$$(gofmt -l $$(find . -name '*.go' -not -path './third_party/*')); \
+	if [ -n "$$out" ]; then echo "gofmt needed on:"; echo "$$out"; exit 1; fi
+
+vet: third_party/ollama
+	$(GO) vet ./...
+
+test: build fmt-check vet
+	$(GO) test -count=1 -timeout $(TEST_TIMEOUT) ./...
+
+demo: build
+	./bin/calft demo --out out/demo
+
+bench: build
+	./bin/calft bench --preset smol135 --objective cal
+	./bin/calft bench --preset smol135 --objective ce --image-rows 0
+
+clean:
+	rm -rf bin out

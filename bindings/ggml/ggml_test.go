@@ -1,0 +1,80 @@
+package ggml
+
+import (
+	"math"
+	"testing"
+)
+
+// newCPU starts a CPU backend for a test and frees it afterwards.
+func newCPU(t *testing.T) *Backend {
+	t.Helper()
+	be, err := NewBackend("cpu", 2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(be.Close)
+	return be
+}
+
+func TestMulMatOnBackend(t *testing.T) {
+	be := newCPU(t)
+	ctx := NewContext(16*TensorOverhead()+GraphOverhead(16, false), true)
+	defer ctx.Close()
+	a := ctx.NewTensor(TypeF32, 3, 2) // two rows of length 3
+	b := ctx.NewTensor(TypeF32, 3, 1) // one column of length 3
+	y := ctx.MulMat(a, b)
+	g := ctx.NewGraph(16, false)
+	g.Expand(y)
+	buf, err := be.AllocTensors(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer buf.Close()
+	a.SetF32([]float32{1, 2, 3, 4, 5, 6})
+	b.SetF32([]float32{1, 0, -1})
+	if err := be.Compute(g); err != nil {
+		t.Fatal(err)
+	}
+	got := y.F32()
+	if y.Ne() != [4]int{2, 1, 1, 1} || got[0] != -2 || got[1] != -2 {
+		t.Fatalf("mul_mat: ne %v values %v, want [2 1 1 1] [-2 -2]", y.Ne(), got)
+	}
+}
+
+// TestBackwardOfSquaredNorm checks the autodiff path: d/dx Σ (W·x)² = 2·Wᵀ·W·x.
+func TestBackwardOfSquaredNorm(t *testing.T) {
+	be := newCPU(t)
+	ctx := NewContext(64*TensorOverhead()+GraphOverhead(64, true), true)
+	defer ctx.Close()
+	w := ctx.NewTensor(TypeF32, 2, 2)
+	x := ctx.NewTensor(TypeF32, 2).SetParam()
+	loss := ctx.Sum(ctx.Sqr(ctx.MulMat(w, x))).SetLoss()
+	g := ctx.NewGraph(64, true)
+	g.Expand(loss)
+	g.BuildBackward(ctx)
+	al := be.NewAllocator()
+	defer al.Close()
+	// Leaves get their own buffer; the allocator places only computed nodes.
+	buf, err := be.AllocTensors(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer buf.Close()
+	if err := al.Alloc(g); err != nil {
+		t.Fatal(err)
+	}
+	w.SetF32([]float32{1, 2, 3, 4}) // rows (1,2) and (3,4)
+	x.SetF32([]float32{1, -1})
+	g.Reset()
+	if err := be.Compute(g); err != nil {
+		t.Fatal(err)
+	}
+	// W·x = (-1, -1); loss = 2; grad = 2·Wᵀ·(W·x) = 2·(1·-1+3·-1, 2·-1+4·-1) = (-8, -12)
+	if l := loss.F32()[0]; math.Abs(float64(l-2)) > 1e-6 {
+		t.Fatalf("loss %v, want 2", l)
+	}
+	gr := g.Grad(x).F32()
+	if math.Abs(float64(gr[0]+8)) > 1e-5 || math.Abs(float64(gr[1]+12)) > 1e-5 {
+		t.Fatalf("grad %v, want [-8 -12]", gr)
+	}
+}

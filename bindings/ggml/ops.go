@@ -1,0 +1,153 @@
+package ggml
+
+// #include "ggml.h"
+import "C"
+
+// Operations. Each returns a new node of ctx's graph; nothing is computed until a backend
+// runs the graph. Shapes follow ggml: ne[0] is the innermost dimension, and MulMat(a, b)
+// is aᵀ·b in row-major terms (a: [k, m], b: [k, n] → [m, n]).
+
+// MulMat is the matrix product a: [k, m], b: [k, n] → [m, n], broadcasting over dims 2, 3.
+func (ctx *Context) MulMat(a, b Tensor) Tensor { return Tensor{C.ggml_mul_mat(ctx.c, a.t, b.t)} }
+
+// OutProd is the outer product a: [m, k], b: [n, k] → [m, n].
+func (ctx *Context) OutProd(a, b Tensor) Tensor { return Tensor{C.ggml_out_prod(ctx.c, a.t, b.t)} }
+
+// Add is a + b with b broadcast (repeated) to a's shape.
+func (ctx *Context) Add(a, b Tensor) Tensor { return Tensor{C.ggml_add(ctx.c, a.t, b.t)} }
+
+// Sub is a − b with b broadcast.
+func (ctx *Context) Sub(a, b Tensor) Tensor { return Tensor{C.ggml_sub(ctx.c, a.t, b.t)} }
+
+// Mul is the element-wise product with b broadcast.
+func (ctx *Context) Mul(a, b Tensor) Tensor { return Tensor{C.ggml_mul(ctx.c, a.t, b.t)} }
+
+// Div is the element-wise quotient with b broadcast.
+func (ctx *Context) Div(a, b Tensor) Tensor { return Tensor{C.ggml_div(ctx.c, a.t, b.t)} }
+
+// Scale multiplies by a constant.
+func (ctx *Context) Scale(a Tensor, s float32) Tensor {
+	return Tensor{C.ggml_scale(ctx.c, a.t, C.float(s))}
+}
+
+// Sqr squares element-wise.
+func (ctx *Context) Sqr(a Tensor) Tensor { return Tensor{C.ggml_sqr(ctx.c, a.t)} }
+
+// Sqrt is the element-wise square root.
+func (ctx *Context) Sqrt(a Tensor) Tensor { return Tensor{C.ggml_sqrt(ctx.c, a.t)} }
+
+// Log is the element-wise natural logarithm.
+func (ctx *Context) Log(a Tensor) Tensor { return Tensor{C.ggml_log(ctx.c, a.t)} }
+
+// Exp is the element-wise exponential.
+func (ctx *Context) Exp(a Tensor) Tensor { return Tensor{C.ggml_exp(ctx.c, a.t)} }
+
+// Neg negates element-wise.
+func (ctx *Context) Neg(a Tensor) Tensor { return Tensor{C.ggml_neg(ctx.c, a.t)} }
+
+// Sum adds every element into a scalar.
+func (ctx *Context) Sum(a Tensor) Tensor { return Tensor{C.ggml_sum(ctx.c, a.t)} }
+
+// SumRows adds along dim 0: [n, ...] → [1, ...].
+func (ctx *Context) SumRows(a Tensor) Tensor { return Tensor{C.ggml_sum_rows(ctx.c, a.t)} }
+
+// Mean averages along dim 0.
+func (ctx *Context) Mean(a Tensor) Tensor { return Tensor{C.ggml_mean(ctx.c, a.t)} }
+
+// ArgMax is the index of the largest element of each row (I32, no gradient).
+func (ctx *Context) ArgMax(a Tensor) Tensor { return Tensor{C.ggml_argmax(ctx.c, a.t)} }
+
+// Repeat tiles a to b's shape.
+func (ctx *Context) Repeat(a, b Tensor) Tensor { return Tensor{C.ggml_repeat(ctx.c, a.t, b.t)} }
+
+// Concat joins a and b along dim (no gradient).
+func (ctx *Context) Concat(a, b Tensor, dim int) Tensor {
+	return Tensor{C.ggml_concat(ctx.c, a.t, b.t, C.int(dim))}
+}
+
+// Clamp limits every element to [lo, hi] (no gradient).
+func (ctx *Context) Clamp(a Tensor, lo, hi float32) Tensor {
+	return Tensor{C.ggml_clamp(ctx.c, a.t, C.float(lo), C.float(hi))}
+}
+
+// RMSNorm divides each row by its root mean square (plus eps).
+func (ctx *Context) RMSNorm(a Tensor, eps float32) Tensor {
+	return Tensor{C.ggml_rms_norm(ctx.c, a.t, C.float(eps))}
+}
+
+// SiLU is x·sigmoid(x).
+func (ctx *Context) SiLU(a Tensor) Tensor { return Tensor{C.ggml_silu(ctx.c, a.t)} }
+
+// SwiGLU is silu(a)·b, the fused form that has a backward pass.
+func (ctx *Context) SwiGLU(a, b Tensor) Tensor { return Tensor{C.ggml_swiglu_split(ctx.c, a.t, b.t)} }
+
+// GetRows gathers rows of a: [n, r, b] by the I32 indices idx: [k, b] → [n, k, b].
+func (ctx *Context) GetRows(a, idx Tensor) Tensor { return Tensor{C.ggml_get_rows(ctx.c, a.t, idx.t)} }
+
+// SoftMaxExt is softmax(a·scale + mask) along dim 0; mask may be the zero Tensor.
+func (ctx *Context) SoftMaxExt(a, mask Tensor, scale float32) Tensor {
+	return Tensor{C.ggml_soft_max_ext(ctx.c, a.t, mask.t, C.float(scale), 0)}
+}
+
+// RoPE modes.
+const (
+	RopeNormal = C.GGML_ROPE_TYPE_NORMAL // rotates adjacent pairs (llama)
+	RopeNeox   = C.GGML_ROPE_TYPE_NEOX   // rotates the two halves (qwen2, neox)
+)
+
+// Rope rotates a: [head_dim, n_head, n_tokens] by the I32 positions pos: [n_tokens].
+func (ctx *Context) Rope(a, pos Tensor, nDims, mode, nCtxOrig int, freqBase, freqScale float32) Tensor {
+	return Tensor{C.ggml_rope_ext(ctx.c, a.t, pos.t, nil, C.int(nDims), C.int(mode), C.int(nCtxOrig),
+		C.float(freqBase), C.float(freqScale), 0, 1, 32, 1)}
+}
+
+// Cpy copies a into b (converting the type) and returns the node that does it.
+func (ctx *Context) Cpy(a, b Tensor) Tensor { return Tensor{C.ggml_cpy(ctx.c, a.t, b.t)} }
+
+// Cont makes a contiguous copy.
+func (ctx *Context) Cont(a Tensor) Tensor { return Tensor{C.ggml_cont(ctx.c, a.t)} }
+
+// Reshape views a contiguous tensor with new dimensions.
+func (ctx *Context) Reshape(a Tensor, ne ...int) Tensor {
+	switch len(ne) {
+	case 1:
+		return Tensor{C.ggml_reshape_1d(ctx.c, a.t, C.int64_t(ne[0]))}
+	case 2:
+		return Tensor{C.ggml_reshape_2d(ctx.c, a.t, C.int64_t(ne[0]), C.int64_t(ne[1]))}
+	case 3:
+		return Tensor{C.ggml_reshape_3d(ctx.c, a.t, C.int64_t(ne[0]), C.int64_t(ne[1]), C.int64_t(ne[2]))}
+	case 4:
+		return Tensor{C.ggml_reshape_4d(ctx.c, a.t, C.int64_t(ne[0]), C.int64_t(ne[1]), C.int64_t(ne[2]), C.int64_t(ne[3]))}
+	}
+	panic("ggml: Reshape takes 1 to 4 dimensions")
+}
+
+// View1D views n elements of a starting at a byte offset.
+func (ctx *Context) View1D(a Tensor, n, offset int) Tensor {
+	return Tensor{C.ggml_view_1d(ctx.c, a.t, C.int64_t(n), C.size_t(offset))}
+}
+
+// View2D views [ne0, ne1] of a with row stride nb1 bytes, from a byte offset.
+func (ctx *Context) View2D(a Tensor, ne0, ne1, nb1, offset int) Tensor {
+	return Tensor{C.ggml_view_2d(ctx.c, a.t, C.int64_t(ne0), C.int64_t(ne1), C.size_t(nb1), C.size_t(offset))}
+}
+
+// View3D views [ne0, ne1, ne2] of a with strides nb1, nb2 bytes, from a byte offset.
+func (ctx *Context) View3D(a Tensor, ne0, ne1, ne2, nb1, nb2, offset int) Tensor {
+	return Tensor{C.ggml_view_3d(ctx.c, a.t, C.int64_t(ne0), C.int64_t(ne1), C.int64_t(ne2),
+		C.size_t(nb1), C.size_t(nb2), C.size_t(offset))}
+}
+
+// Permute moves dim i of a to position axes[i].
+func (ctx *Context) Permute(a Tensor, ax0, ax1, ax2, ax3 int) Tensor {
+	return Tensor{C.ggml_permute(ctx.c, a.t, C.int(ax0), C.int(ax1), C.int(ax2), C.int(ax3))}
+}
+
+// Transpose swaps dims 0 and 1 (a view).
+func (ctx *Context) Transpose(a Tensor) Tensor { return Tensor{C.ggml_transpose(ctx.c, a.t)} }
+
+// AdamWStep updates param a in place from grad and moments m, v; p holds the 7 AdamW
+// parameters {lr, beta1, beta2, eps, weight decay, 1/(1-beta1^t), 1/(1-beta2^t)}.
+func (ctx *Context) AdamWStep(a, grad, m, v, p Tensor) Tensor {
+	return Tensor{C.ggml_opt_step_adamw(ctx.c, a.t, grad.t, m.t, v.t, p.t)}
+}

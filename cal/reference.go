@@ -1,0 +1,126 @@
+// Package cal is the Contrastive ALignment objective (Xiao et al., arXiv 2405.17871):
+// each supervised token's cross-entropy is weighted by how much the image raises the
+// target token's logit, clamped and smoothed. This file is the plain-Go float64
+// reference that the ggml implementation is tested against.
+package cal
+
+import "math"
+
+// Options are the weighting knobs. The zero value is not useful; start from Defaults.
+type Options struct {
+	Lo, Hi float64 // clamp range of Δ
+	Window int     // moving-average width within a run of supervised tokens (odd)
+	Smooth bool    // false: no moving average
+}
+
+// Defaults are the paper's settings: clamp to [1, 5], 3-wide average.
+func Defaults() Options { return Options{Lo: 1, Hi: 5, Window: 3, Smooth: true} }
+
+// RefRow is one scored position: its logits with and without the image, its target and
+// whether it is supervised.
+type RefRow struct {
+	LogitsImg   []float64
+	LogitsNoImg []float64
+	Target      int
+	Supervised  bool
+}
+
+// RefResult is what the reference computes for a sequence of rows.
+type RefResult struct {
+	Delta  []float64 // logit_img[y] − logit_noimg[y]; 0 at unsupervised rows
+	Weight []float64 // smoothed clamped Δ; 0 at unsupervised rows
+	CE     []float64 // −log softmax(logits_img)[y]; 0 at unsupervised rows
+}
+
+// Reference computes Δ, weights and per-token cross-entropy for one sequence, in row
+// order. Runs of consecutive supervised rows are smoothed separately.
+func Reference(rows []RefRow, opt Options) RefResult {
+	n := len(rows)
+	r := RefResult{Delta: make([]float64, n), Weight: make([]float64, n), CE: make([]float64, n)}
+	clamped := make([]float64, n)
+	for i, row := range rows {
+		if !row.Supervised {
+			continue
+		}
+		r.Delta[i] = row.LogitsImg[row.Target] - row.LogitsNoImg[row.Target]
+		clamped[i] = math.Min(math.Max(r.Delta[i], opt.Lo), opt.Hi)
+		r.CE[i] = logSumExp(row.LogitsImg) - row.LogitsImg[row.Target]
+	}
+	half := 0
+	if opt.Smooth && opt.Window > 1 {
+		half = opt.Window / 2
+	}
+	for i := range rows {
+		if !rows[i].Supervised {
+			continue
+		}
+		// Average over the neighbours inside the same run of supervised rows only: at the
+		// run's edges the missing neighbours are left out, not counted as zeros.
+		sum, cnt := 0.0, 0
+		for j := i - half; j <= i+half; j++ {
+			if j >= 0 && j < n && rows[j].Supervised && sameRun(rows, i, j) {
+				sum += clamped[j]
+				cnt++
+			}
+		}
+		r.Weight[i] = sum / float64(cnt)
+	}
+	return r
+}
+
+// sameRun reports whether every row between i and j is supervised.
+func sameRun(rows []RefRow, i, j int) bool {
+	if i > j {
+		i, j = j, i
+	}
+	for k := i; k <= j; k++ {
+		if !rows[k].Supervised {
+			return false
+		}
+	}
+	return true
+}
+
+// RefLoss is Σ w·CE / Σ w over every sequence's supervised rows (0 when there are none).
+func RefLoss(results []RefResult) float64 {
+	num, den := 0.0, 0.0
+	for _, r := range results {
+		for i := range r.Weight {
+			num += r.Weight[i] * r.CE[i]
+			den += r.Weight[i]
+		}
+	}
+	if den == 0 {
+		return 0
+	}
+	return num / den
+}
+
+// RefMeanCE is the plain mean cross-entropy over supervised rows, the `ce` objective.
+func RefMeanCE(rows [][]RefRow) float64 {
+	sum, n := 0.0, 0
+	for _, seq := range rows {
+		for _, row := range seq {
+			if row.Supervised {
+				sum += logSumExp(row.LogitsImg) - row.LogitsImg[row.Target]
+				n++
+			}
+		}
+	}
+	if n == 0 {
+		return 0
+	}
+	return sum / float64(n)
+}
+
+func logSumExp(x []float64) float64 {
+	m := math.Inf(-1)
+	for _, v := range x {
+		m = math.Max(m, v)
+	}
+	s := 0.0
+	for _, v := range x {
+		s += math.Exp(v - m)
+	}
+	return m + math.Log(s)
+}

@@ -1,0 +1,182 @@
+package llava
+
+import (
+	"fmt"
+	"math"
+
+	"github.com/calft/calft/bindings/ggml"
+)
+
+// Adapter supplies low-rank updates W·x + scale·B·(A·x) for linear weights, looked up by
+// the weight's GGUF name (package lora implements it). A is [n_in, r], B is [r, n_out],
+// llama.cpp's adapter layout.
+type Adapter interface {
+	LoRA(weight string) (a, b ggml.Tensor, scale float32, ok bool)
+}
+
+// Layer holds one decoder block's frozen weights. Biases are the zero Tensor when absent.
+type Layer struct {
+	AttnNorm, Wq, Wk, Wv, Wo ggml.Tensor
+	Bq, Bk, Bv, Bo           ggml.Tensor
+	FFNNorm, Gate, Up, Down  ggml.Tensor
+}
+
+// Weights are the decoder's frozen tensors, named as in the GGUF.
+type Weights struct {
+	TokEmbd, OutNorm, Output ggml.Tensor // Output is TokEmbd when tied
+	Layers                   []Layer
+}
+
+// Inputs are the graph's input tensors for one batch shape; Set fills them.
+type Inputs struct {
+	Rows    int
+	TokIDs  ggml.Tensor // I32 [T]
+	TokMask ggml.Tensor // F32 [1, T]
+	Embd    ggml.Tensor // F32 [n_embd, T]
+	Pos     ggml.Tensor // I32 [T]
+	KQMask  ggml.Tensor // F32 [T, T]
+	// KQMaskNoImg is the mask of the image-absent pass (text rows do not see image rows);
+	// the zero Tensor when the graph has no such pass.
+	KQMaskNoImg ggml.Tensor
+	OutRows     ggml.Tensor // I32 [n_out], zero Tensor when every row gets logits
+	NOut        int
+}
+
+// NewInputs declares the inputs for a batch of T rows, of which nOut get logits
+// (nOut ≤ 0: all rows, in order). noImgPass adds the image-absent pass's mask.
+func NewInputs(ctx *ggml.Context, hp HParams, T, nOut int, noImgPass bool) *Inputs {
+	in := &Inputs{Rows: T, NOut: T}
+	in.TokIDs = ctx.NewTensor(ggml.TypeI32, T).SetName("inp_tokens").SetInput()
+	in.TokMask = ctx.NewTensor(ggml.TypeF32, 1, T).SetName("inp_tok_mask").SetInput()
+	in.Embd = ctx.NewTensor(ggml.TypeF32, hp.NEmbd, T).SetName("inp_embd").SetInput()
+	in.Pos = ctx.NewTensor(ggml.TypeI32, T).SetName("inp_pos").SetInput()
+	in.KQMask = ctx.NewTensor(ggml.TypeF32, T, T).SetName("inp_kq_mask").SetInput()
+	if noImgPass {
+		in.KQMaskNoImg = ctx.NewTensor(ggml.TypeF32, T, T).SetName("inp_kq_mask_noimg").SetInput()
+	}
+	if nOut > 0 {
+		in.OutRows = ctx.NewTensor(ggml.TypeI32, nOut).SetName("inp_out_rows").SetInput()
+		in.NOut = nOut
+	}
+	return in
+}
+
+// Set copies a batch into the input tensors. outRows lists the packed rows whose logits
+// the graph computes (it must have NOut entries; nil when every row gets logits).
+func (in *Inputs) Set(hp HParams, b *Batch, outRows []int32) error {
+	if b.Rows() != in.Rows {
+		return fmt.Errorf("batch has %d rows, graph was built for %d", b.Rows(), in.Rows)
+	}
+	h, err := b.layout(hp, false)
+	if err != nil {
+		return err
+	}
+	if !in.KQMaskNoImg.Nil() {
+		hn, err := b.layout(hp, true)
+		if err != nil {
+			return err
+		}
+		in.KQMaskNoImg.SetF32(hn.kqMask)
+	}
+	in.TokIDs.SetI32(h.tokIDs)
+	in.TokMask.SetF32(h.tokMask)
+	in.Embd.SetF32(h.embd)
+	in.Pos.SetI32(h.pos)
+	in.KQMask.SetF32(h.kqMask)
+	if !in.OutRows.Nil() {
+		if len(outRows) != in.NOut {
+			return fmt.Errorf("%d output rows given, graph was built for %d", len(outRows), in.NOut)
+		}
+		for _, r := range outRows {
+			if r < 0 || int(r) >= in.Rows {
+				return fmt.Errorf("output row %d outside the batch of %d rows", r, in.Rows)
+			}
+		}
+		in.OutRows.SetI32(outRows)
+	}
+	return nil
+}
+
+// Decoder builds the text decoder's graph over frozen weights and an optional adapter.
+type Decoder struct {
+	HP      HParams
+	W       *Weights
+	Adapter Adapter // nil: no LoRA
+}
+
+// linear is W·x (+ the adapter's low-rank update when it has one for W).
+func (d *Decoder) linear(ctx *ggml.Context, w, x ggml.Tensor) ggml.Tensor {
+	y := ctx.MulMat(w, x)
+	if d.Adapter != nil {
+		if a, b, scale, ok := d.Adapter.LoRA(w.Name()); ok {
+			y = ctx.Add(y, ctx.Scale(ctx.MulMat(b, ctx.MulMat(a, x)), scale))
+		}
+	}
+	return y
+}
+
+func addBias(ctx *ggml.Context, x, b ggml.Tensor) ggml.Tensor {
+	if b.Nil() {
+		return x
+	}
+	return ctx.Add(x, b)
+}
+
+// Forward returns the logits [n_vocab, NOut] of the batch described by in. With noImg
+// it is the image-absent pass: every position unchanged, image rows hidden from text.
+func (d *Decoder) Forward(ctx *ggml.Context, in *Inputs, noImg bool) ggml.Tensor {
+	mask := in.KQMask
+	if noImg {
+		if in.KQMaskNoImg.Nil() {
+			panic("llava: image-absent pass requested from inputs built without its mask")
+		}
+		mask = in.KQMaskNoImg
+	}
+	hp := d.HP
+	T := in.Rows
+	// Token rows look up their embedding; image rows take theirs from the input, so one
+	// differentiable expression serves both: x = embed(ids)·tokMask + embd.
+	x := ctx.Add(ctx.Mul(ctx.GetRows(d.W.TokEmbd, in.TokIDs), in.TokMask), in.Embd)
+	kqScale := float32(1 / math.Sqrt(float64(hp.HeadDim)))
+	for il := range d.W.Layers {
+		l := &d.W.Layers[il]
+		cur := ctx.Mul(ctx.RMSNorm(x, hp.RMSEps), l.AttnNorm)
+		q := addBias(ctx, d.linear(ctx, l.Wq, cur), l.Bq)
+		k := addBias(ctx, d.linear(ctx, l.Wk, cur), l.Bk)
+		v := addBias(ctx, d.linear(ctx, l.Wv, cur), l.Bv)
+		q = ctx.Reshape(q, hp.HeadDim, hp.NHead, T)
+		k = ctx.Reshape(k, hp.HeadDim, hp.NHeadKV, T)
+		v = ctx.Reshape(v, hp.HeadDim, hp.NHeadKV, T)
+		q = ctx.Rope(q, in.Pos, hp.RopeDims, hp.RopeMode, hp.NCtxTrain, hp.RopeBase, hp.RopeScale)
+		k = ctx.Rope(k, in.Pos, hp.RopeDims, hp.RopeMode, hp.NCtxTrain, hp.RopeBase, hp.RopeScale)
+		att := d.attention(ctx, q, k, v, mask, kqScale)
+		att = addBias(ctx, d.linear(ctx, l.Wo, att), l.Bo)
+		x = ctx.Add(x, att)
+
+		cur = ctx.Mul(ctx.RMSNorm(x, hp.RMSEps), l.FFNNorm)
+		h := ctx.SwiGLU(d.linear(ctx, l.Gate, cur), d.linear(ctx, l.Up, cur))
+		x = ctx.Add(x, d.linear(ctx, l.Down, h))
+	}
+	if !in.OutRows.Nil() {
+		// Only the rows whose next token is scored need the (large) vocabulary product.
+		x = ctx.GetRows(x, in.OutRows)
+	}
+	x = ctx.Mul(ctx.RMSNorm(x, hp.RMSEps), d.W.OutNorm)
+	return d.linear(ctx, d.W.Output, x)
+}
+
+// attention is softmax(k·q·scale + mask)·v over all heads, written with ops that have a
+// backward pass (no flash attention). q: [hd, n_head, T], k, v: [hd, n_kv, T].
+func (d *Decoder) attention(ctx *ggml.Context, q, k, v, mask ggml.Tensor, scale float32) ggml.Tensor {
+	hp := d.HP
+	T := q.Ne()[2]
+	q = ctx.Permute(q, 0, 2, 1, 3) // [hd, T, n_head]
+	k = ctx.Permute(k, 0, 2, 1, 3) // [hd, T, n_kv]
+	// kq[kv, q, h]: mul_mat broadcasts each KV head over its group of query heads.
+	kq := ctx.MulMat(k, q)
+	kq = ctx.SoftMaxExt(kq, mask, scale)
+	vt := ctx.Cont(ctx.Permute(v, 1, 2, 0, 3)) // [T, hd, n_kv]
+	out := ctx.MulMat(vt, kq)                  // [hd, T, n_head]
+	out = ctx.Permute(out, 0, 2, 1, 3)         // [hd, n_head, T]
+	return ctx.Reshape(ctx.Cont(out), hp.NEmbd, T)
+}

@@ -1,0 +1,198 @@
+package lora
+
+import (
+	"encoding/binary"
+	"fmt"
+	"math"
+	"strings"
+
+	"github.com/calft/calft/bindings/ggml"
+	"github.com/calft/calft/gguf"
+)
+
+// Adapter GGUF keys that llama.cpp reads (llama_adapter_lora_init).
+const (
+	keyType      = "general.type"
+	keyArch      = "general.architecture"
+	keyLoRAType  = "adapter.type"
+	keyAlpha     = "adapter.lora.alpha"
+	keyRank      = "calft.lora.rank"
+	keyTargets   = "calft.lora.targets"
+	suffixA      = ".lora_a"
+	suffixB      = ".lora_b"
+	adapterValue = "adapter"
+	loraValue    = "lora"
+)
+
+// HostPair is an adapter pair held in host memory, as read from or written to a file.
+type HostPair struct {
+	Base      string
+	NIn, NOut int
+	A, B      []float32 // A: n_in×r (n_in fastest), B: r×n_out (r fastest)
+}
+
+// HostAdapter is an adapter in host memory.
+type HostAdapter struct {
+	Arch  string
+	Rank  int
+	Alpha float32
+	Pairs []HostPair
+}
+
+// Scale is alpha/rank.
+func (h *HostAdapter) Scale() float32 { return h.Alpha / float32(h.Rank) }
+
+// ToHost copies the adapter's tensors out of the backend.
+func (ad *Adapter) ToHost(arch string) *HostAdapter {
+	h := &HostAdapter{Arch: arch, Rank: ad.Rank, Alpha: ad.Alpha}
+	for _, p := range ad.Pairs {
+		h.Pairs = append(h.Pairs, HostPair{Base: p.Base, NIn: p.NIn, NOut: p.NOut, A: p.A.F32(), B: p.B.F32()})
+	}
+	return h
+}
+
+// FromHost sets the adapter's tensors from host values with the same layout.
+func (ad *Adapter) FromHost(h *HostAdapter) error {
+	if h.Rank != ad.Rank || len(h.Pairs) != len(ad.Pairs) {
+		return fmt.Errorf("adapter has rank %d and %d pairs, the values rank %d and %d pairs", ad.Rank, len(ad.Pairs), h.Rank, len(h.Pairs))
+	}
+	for i, hp := range h.Pairs {
+		p := ad.Pairs[i]
+		if hp.Base != p.Base || hp.NIn != p.NIn || hp.NOut != p.NOut {
+			return fmt.Errorf("adapter pair %d is %s [%d→%d], the values are for %s [%d→%d]", i, p.Base, p.NIn, p.NOut, hp.Base, hp.NIn, hp.NOut)
+		}
+		p.A.SetF32(hp.A)
+		p.B.SetF32(hp.B)
+	}
+	ad.Alpha = h.Alpha
+	return nil
+}
+
+// NewFromHost allocates an adapter on be holding the host values.
+func NewFromHost(be *ggml.Backend, h *HostAdapter) (*Adapter, error) {
+	shapes := make([]shape, len(h.Pairs))
+	for i, p := range h.Pairs {
+		shapes[i] = shape{p.Base, p.NIn, p.NOut}
+	}
+	ad, err := alloc(be, h.Rank, h.Alpha, shapes)
+	if err != nil {
+		return nil, err
+	}
+	// alloc sorts the pairs; match values by name.
+	byBase := map[string]HostPair{}
+	for _, p := range h.Pairs {
+		byBase[p.Base] = p
+	}
+	for _, p := range ad.Pairs {
+		p.A.SetF32(byBase[p.Base].A)
+		p.B.SetF32(byBase[p.Base].B)
+	}
+	return ad, nil
+}
+
+// Save writes the adapter in llama.cpp's adapter GGUF format, atomically. dtype is
+// gguf.F32 or gguf.F16.
+func (h *HostAdapter) Save(path string, dtype gguf.DType) error {
+	if dtype != gguf.F32 && dtype != gguf.F16 {
+		return fmt.Errorf("%s: adapters are written as F32 or F16, not %s", path, dtype)
+	}
+	w := gguf.NewWriter()
+	w.Set(keyType, gguf.StringValue(adapterValue))
+	w.Set(keyArch, gguf.StringValue(h.Arch))
+	w.Set(keyLoRAType, gguf.StringValue(loraValue))
+	w.Set(keyAlpha, gguf.Float32Value(h.Alpha))
+	w.Set(keyRank, gguf.Uint32Value(uint32(h.Rank)))
+	var kinds []string
+	seen := map[string]bool{}
+	for _, p := range h.Pairs {
+		if k := kindOf(p.Base); k != "" && !seen[k] {
+			seen[k] = true
+			kinds = append(kinds, k)
+		}
+	}
+	w.Set(keyTargets, gguf.StringValue(strings.Join(kinds, ",")))
+	for _, p := range h.Pairs {
+		base := p.Base
+		if err := w.AddTensor(base+suffixA, dtype, []uint64{uint64(p.NIn), uint64(h.Rank)}, encode(p.A, dtype)); err != nil {
+			return fmt.Errorf("%s: %w", path, err)
+		}
+		if err := w.AddTensor(base+suffixB, dtype, []uint64{uint64(h.Rank), uint64(p.NOut)}, encode(p.B, dtype)); err != nil {
+			return fmt.Errorf("%s: %w", path, err)
+		}
+	}
+	return w.WriteFile(path)
+}
+
+func encode(v []float32, dtype gguf.DType) []byte {
+	if dtype == gguf.F16 {
+		out := make([]byte, 2*len(v))
+		for i, x := range v {
+			binary.LittleEndian.PutUint16(out[2*i:], gguf.Float32ToFloat16(x))
+		}
+		return out
+	}
+	out := make([]byte, 4*len(v))
+	for i, x := range v {
+		binary.LittleEndian.PutUint32(out[4*i:], math.Float32bits(x))
+	}
+	return out
+}
+
+// Read loads an adapter GGUF (F32, F16, BF16 or Q8_0 tensors) into host memory,
+// checking its metadata and that every lora_a has its lora_b.
+func Read(path string) (*HostAdapter, error) {
+	f, err := gguf.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	if t, err := f.String(keyType); err != nil || t != adapterValue {
+		return nil, fmt.Errorf("%s: not an adapter (general.type is not %q); pass a LoRA adapter GGUF", path, adapterValue)
+	}
+	if t, err := f.String(keyLoRAType); err != nil || t != loraValue {
+		return nil, fmt.Errorf("%s: adapter.type is not %q; calft reads LoRA adapters only", path, loraValue)
+	}
+	h := &HostAdapter{}
+	if h.Arch, err = f.String(keyArch); err != nil {
+		return nil, err
+	}
+	if h.Alpha, err = f.Float32(keyAlpha); err != nil {
+		return nil, err
+	}
+	for _, ti := range f.Tensors {
+		if !strings.HasSuffix(ti.Name, suffixA) {
+			if !strings.HasSuffix(ti.Name, suffixB) {
+				return nil, fmt.Errorf("%s: tensor %s is neither a .lora_a nor a .lora_b", path, ti.Name)
+			}
+			continue
+		}
+		base := strings.TrimSuffix(ti.Name, suffixA)
+		tb, ok := f.Tensor(base + suffixB)
+		if !ok {
+			return nil, fmt.Errorf("%s: %s has no matching %s", path, ti.Name, base+suffixB)
+		}
+		if len(ti.Shape) != 2 || len(tb.Shape) != 2 || ti.Shape[1] != tb.Shape[0] {
+			return nil, fmt.Errorf("%s: %s %v and %s %v do not form a LoRA pair (A [n_in, r], B [r, n_out])",
+				path, ti.Name, ti.Shape, tb.Name, tb.Shape)
+		}
+		r := int(ti.Shape[1])
+		if h.Rank == 0 {
+			h.Rank = r
+		} else if h.Rank != r {
+			return nil, fmt.Errorf("%s: mixed ranks (%d and %d) are not supported", path, h.Rank, r)
+		}
+		a, err := f.TensorF32(ti.Name)
+		if err != nil {
+			return nil, err
+		}
+		b, err := f.TensorF32(tb.Name)
+		if err != nil {
+			return nil, err
+		}
+		h.Pairs = append(h.Pairs, HostPair{Base: base, NIn: int(ti.Shape[0]), NOut: int(tb.Shape[1]), A: a, B: b})
+	}
+	if len(h.Pairs) == 0 {
+		return nil, fmt.Errorf("%s: the adapter has no lora_a/lora_b tensors", path)
+	}
+	return h, nil
+}

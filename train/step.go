@@ -1,0 +1,113 @@
+package train
+
+import (
+	"fmt"
+
+	"github.com/calft/calft/bindings/ggml"
+	"github.com/calft/calft/cal"
+	"github.com/calft/calft/llava"
+)
+
+// Shape is what a step graph is built for: rows in the packed batch, scored rows, the
+// objective, and whether it has a backward pass.
+type Shape struct {
+	Rows     int
+	Scored   int
+	Obj      cal.Objective
+	Backward bool
+}
+
+// StepGraph is one built graph: forward pass(es), the loss and, for training, the
+// backward pass that adds LoRA gradients into the optimiser's accumulators.
+type StepGraph struct {
+	Shape Shape
+	Loss  cal.Loss
+
+	hp    llava.HParams
+	be    *ggml.Backend
+	ctx   *ggml.Context
+	g     *ggml.Graph
+	in    *llava.Inputs
+	li    *cal.LossInputs
+	det   *cal.Detacher
+	alloc *ggml.Allocator
+}
+
+// NewStepGraph builds and allocates the graph of a shape. opt is needed for Backward.
+func NewStepGraph(be *ggml.Backend, dec *llava.Decoder, opt *Optimizer, sh Shape, co cal.Options) (*StepGraph, error) {
+	if sh.Rows <= 0 || sh.Scored <= 0 {
+		return nil, fmt.Errorf("a step needs rows and scored rows, got %d and %d", sh.Rows, sh.Scored)
+	}
+	size := 2 * dec.HP.GraphSize()
+	s := &StepGraph{Shape: sh, hp: dec.HP, be: be}
+	s.ctx = ggml.NewContext(3*size*ggml.TensorOverhead()+ggml.GraphOverhead(size, sh.Backward), true)
+	s.g = s.ctx.NewGraph(size, sh.Backward)
+	s.det = cal.NewDetacher(8)
+	cleanup := func() {
+		s.det.Close()
+		s.ctx.Close()
+	}
+	calPass := sh.Obj == cal.CAL
+	s.in = llava.NewInputs(s.ctx, dec.HP, sh.Rows, sh.Scored, calPass)
+	s.li = cal.NewLossInputs(s.ctx, sh.Scored, co)
+	var noImg ggml.Tensor
+	if calPass {
+		// The image-absent pass goes first so that its detached Δ is ready for the loss.
+		noImg = dec.Forward(s.ctx, s.in, true)
+	}
+	logits := dec.Forward(s.ctx, s.in, false)
+	s.Loss = cal.Build(s.ctx, s.g, s.det, sh.Obj, logits, noImg, s.li)
+	s.Loss.CE.SetOutput()
+	s.Loss.Weight.SetOutput()
+	if sh.Backward {
+		if opt == nil {
+			cleanup()
+			return nil, fmt.Errorf("a backward step graph needs the optimizer's accumulators")
+		}
+		s.g.BuildBackwardInto(s.ctx, opt.Accs)
+	}
+	if err := s.det.Alloc(be); err != nil {
+		cleanup()
+		return nil, err
+	}
+	s.alloc = be.NewAllocator()
+	if err := s.alloc.Alloc(s.g); err != nil {
+		s.alloc.Close()
+		cleanup()
+		return nil, err
+	}
+	return s, nil
+}
+
+// Close frees the graph.
+func (s *StepGraph) Close() {
+	s.alloc.Close()
+	s.det.Close()
+	s.ctx.Close()
+}
+
+// Run sets the inputs and computes the graph: the loss and, for a backward graph, the
+// gradients added into the accumulators. outRows are the packed rows whose logits are
+// scored and targets their target tokens (at most Shape.Scored; the rest is padding).
+func (s *StepGraph) Run(b *llava.Batch, outRows []int32, targets []cal.Target) (float64, error) {
+	if len(outRows) != len(targets) || len(targets) > s.Shape.Scored {
+		return 0, fmt.Errorf("%d scored rows and %d targets for a graph of %d scored rows", len(outRows), len(targets), s.Shape.Scored)
+	}
+	rows := make([]int32, s.Shape.Scored)
+	copy(rows, outRows)
+	if err := s.in.Set(s.hp, b, rows); err != nil {
+		return 0, err
+	}
+	if err := s.li.Set(s.hp.NVocab, targets); err != nil {
+		return 0, err
+	}
+	if s.Shape.Backward {
+		// Only the loss's seed gradient is set; the LoRA accumulators keep adding up
+		// over micro-batches until the optimiser zeroes them.
+		s.g.GradAcc(s.Loss.Value).SetF32([]float32{1})
+	}
+	if err := s.be.Compute(s.g); err != nil {
+		return 0, err
+	}
+	return float64(s.Loss.Value.F32()[0]), nil
+}

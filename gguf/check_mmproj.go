@@ -1,0 +1,390 @@
+package gguf
+
+import (
+	"fmt"
+	"slices"
+)
+
+// MmprojInfo holds what calft needs to know about a vision projector.
+type MmprojInfo struct {
+	Path          string
+	ProjectorType string // clip.projector_type, e.g. "mlp" (LLaVA-1.5), "idefics3" (SmolVLM)
+	ImageSize     int
+	PatchSize     int
+	NEmbd         int // vision tower width
+	NHead         int
+	NFF           int
+	NLayer        int
+	ProjectionDim int // clip.vision.projection_dim as stored (not always the output width)
+	Eps           float32
+	ImageMean     [3]float32
+	ImageStd      [3]float32
+	ScaleFactor   int // clip.vision.projector.scale_factor, 0 if absent
+
+	// OutputWidth is the width of each image row handed to the text model,
+	// read from the last projector tensor; 0 if unknown for this projector.
+	OutputWidth int
+	// TokensPerImage is the number of rows one image becomes; 0 if it
+	// depends on the image or is unknown for this projector.
+	TokensPerImage int
+
+	Tensors map[string]TensorInfo
+	NParams uint64
+}
+
+// projectorTypes are the names mtmd's clip loader recognises.
+var projectorTypes = []string{
+	"mlp", "ldp", "ldpv2", "resampler", "adapter", "qwen2vl_merger", "qwen2.5vl_merger",
+	"qwen3vl_merger", "gemma3", "idefics3", "pixtral", "ultravox", "internvl", "llama4",
+	"qwen2a", "glma", "qwen2.5o", "voxtral", "lfm2", "kimivl", "lightonocr", "cogvlm",
+	"janus_pro", "glm4v",
+}
+
+// CheckMmproj opens path and verifies it is a vision projector mtmd will
+// load without aborting.
+func CheckMmproj(path string) (*MmprojInfo, error) {
+	f, err := Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	return InspectMmproj(f)
+}
+
+// InspectMmproj is CheckMmproj for an already opened file.
+func InspectMmproj(f *File) (*MmprojInfo, error) {
+	if err := rejectOtherKinds(f, "mmproj"); err != nil {
+		return nil, err
+	}
+	if err := checkGeneral(f); err != nil {
+		return nil, err
+	}
+	m := &MmprojInfo{Path: f.Path}
+	if err := readClipKeys(f, m); err != nil {
+		return nil, err
+	}
+	if err := checkClipLayers(f, m); err != nil {
+		return nil, err
+	}
+	if err := measureProjector(f, m); err != nil {
+		return nil, err
+	}
+	m.Tensors = make(map[string]TensorInfo, len(f.Tensors))
+	for _, t := range f.Tensors {
+		m.Tensors[t.Name] = t
+		m.NParams += t.Elements()
+	}
+	return m, nil
+}
+
+// readClipKeys reads the keys the clip loader reads. It uses gguf's typed
+// getters directly, which abort on a wrong type, so every type is checked.
+func readClipKeys(f *File, m *MmprojInfo) error {
+	hasVision, err := optional(f, "clip.has_vision_encoder", false, f.Bool)
+	if err != nil {
+		return err
+	}
+	if _, err := optional(f, "clip.has_audio_encoder", false, f.Bool); err != nil {
+		return err
+	}
+	if !hasVision {
+		return fileErr(f.Path, ErrUnsupported, "clip.has_vision_encoder is not true: the projector has no vision encoder; pass the mmproj file of a vision-language model")
+	}
+	if m.ProjectorType, err = optional(f, "clip.projector_type", "", f.String); err != nil {
+		return err
+	}
+	if m.ProjectorType == "" {
+		if m.ProjectorType, err = optional(f, "clip.vision.projector_type", "mlp", f.String); err != nil {
+			return err
+		}
+	}
+	if !slices.Contains(projectorTypes, m.ProjectorType) {
+		return fileErr(f.Path, ErrUnsupported, "projector type %q is unknown to mtmd; use an mmproj made by a current llama.cpp converter", m.ProjectorType)
+	}
+	for _, r := range []struct {
+		key string
+		dst *int
+	}{
+		{"clip.vision.embedding_length", &m.NEmbd},
+		{"clip.vision.attention.head_count", &m.NHead},
+		{"clip.vision.feed_forward_length", &m.NFF},
+		{"clip.vision.block_count", &m.NLayer},
+		{"clip.vision.projection_dim", &m.ProjectionDim},
+		{"clip.vision.image_size", &m.ImageSize},
+		{"clip.vision.patch_size", &m.PatchSize},
+	} {
+		v, err := f.Uint32(r.key)
+		if err != nil {
+			return err
+		}
+		*r.dst = int(v)
+	}
+	if m.Eps, err = f.Float32("clip.vision.attention.layer_norm_epsilon"); err != nil {
+		return err
+	}
+	if err := readOptionalClipKeys(f, m); err != nil {
+		return err
+	}
+	if err := readImageNorm(f, "clip.vision.image_mean", &m.ImageMean); err != nil {
+		return err
+	}
+	if err := readImageNorm(f, "clip.vision.image_std", &m.ImageStd); err != nil {
+		return err
+	}
+	switch {
+	case m.PatchSize < 1 || m.ImageSize < m.PatchSize:
+		return fileErr(f.Path, ErrCorrupt, "image size %d and patch size %d are implausible; %s", m.ImageSize, m.PatchSize, adviceReconvert)
+	case m.NEmbd < 1 || m.NHead < 1 || m.NEmbd%m.NHead != 0 || m.NLayer < 1:
+		return fileErr(f.Path, ErrCorrupt, "vision width %d, %d heads, %d layers are implausible; %s", m.NEmbd, m.NHead, m.NLayer, adviceReconvert)
+	}
+	return nil
+}
+
+func readOptionalClipKeys(f *File, m *MmprojInfo) error {
+	for _, key := range []string{
+		"clip.vision.image_crop_resolution", "clip.minicpmv_query_num",
+		"clip.vision.projector.scale_factor", "clip.vision.preproc_image_size",
+		"clip.vision.spatial_merge_size", "clip.vision.n_wa_pattern",
+		"clip.vision.window_size",
+	} {
+		if _, err := optional(f, key, 0, f.Uint32); err != nil {
+			return err
+		}
+	}
+	if _, err := optional(f, "clip.minicpmv_version", 0, f.Int32); err != nil {
+		return err
+	}
+	if _, err := optional(f, "clip.vision.mm_patch_merge_type", "", f.String); err != nil {
+		return err
+	}
+	gelu, err := optional(f, "clip.use_gelu", false, f.Bool)
+	if err != nil {
+		return err
+	}
+	silu, err := optional(f, "clip.use_silu", false, f.Bool)
+	if err != nil {
+		return err
+	}
+	if gelu && silu {
+		return fileErr(f.Path, ErrCorrupt, "clip.use_gelu and clip.use_silu are both true; %s", adviceReconvert)
+	}
+	sf, _ := optional(f, "clip.vision.projector.scale_factor", 0, f.Uint32)
+	m.ScaleFactor = int(sf)
+	// These integer arrays are read as raw int32 data of the stored length.
+	for _, key := range []string{"clip.vision.image_grid_pinpoints", "clip.vision.feature_layer"} {
+		v, ok := f.Get(key)
+		if !ok {
+			continue
+		}
+		if v.Type != TypeArray || (v.Elem != TypeInt32 && v.Elem != TypeUint32) {
+			return f.wrongType(key, v, "array[i32]")
+		}
+		if key == "clip.vision.image_grid_pinpoints" && v.Len()%2 != 0 {
+			return fileErr(f.Path, ErrCorrupt, "%s has an odd number of values (it holds width,height pairs); %s", key, adviceReconvert)
+		}
+	}
+	return nil
+}
+
+// readImageNorm reads a per-channel normalisation array; mtmd reads three
+// floats from it whatever its length or element type.
+func readImageNorm(f *File, key string, dst *[3]float32) error {
+	vals, err := f.Float32s(key)
+	if err != nil {
+		return err
+	}
+	if len(vals) < 3 {
+		return fileErr(f.Path, ErrCorrupt, "%s has %d values, expected 3 (R, G, B); %s", key, len(vals), adviceReconvert)
+	}
+	copy(dst[:], vals)
+	return nil
+}
+
+// checkClipLayers checks the per-layer tensors the clip loader requires for
+// every projector type.
+func checkClipLayers(f *File, m *MmprojInfo) error {
+	for il := 0; il < m.NLayer; il++ {
+		for _, s := range []string{"attn_out.weight", "ffn_up.weight", "ffn_down.weight"} {
+			name := fmt.Sprintf("v.blk.%d.%s", il, s)
+			if _, ok := f.Tensor(name); !ok {
+				return fileErr(f.Path, ErrTensorMissing, "tensor %q is missing (the vision tower has %d layers); %s", name, m.NLayer, adviceReconvert)
+			}
+		}
+	}
+	return nil
+}
+
+// measureProjector finds the output width and rows per image, and for the
+// "mlp" projector checks every tensor its graph uses, since a missing or
+// misshapen one crashes the encoder.
+func measureProjector(f *File, m *MmprojInfo) error {
+	side := m.ImageSize / m.PatchSize
+	patches := side * side
+	switch m.ProjectorType {
+	case "mlp":
+		if err := checkLlavaTensors(f, m, patches); err != nil {
+			return err
+		}
+		m.TokensPerImage = patches
+	case "idefics3":
+		// mtmd divides by the scale factor squared; without it, it divides by zero.
+		if m.ScaleFactor < 1 || side%m.ScaleFactor != 0 {
+			return fileErr(f.Path, ErrCorrupt, "idefics3 projector needs clip.vision.projector.scale_factor dividing %d patches per side, got %d; %s", side, m.ScaleFactor, adviceReconvert)
+		}
+		m.TokensPerImage = patches / (m.ScaleFactor * m.ScaleFactor)
+		m.OutputWidth = tensorDim(f, "mm.model.fc.weight", 1)
+	case "gemma3":
+		merge := 4 // mtmd's default for gemma3
+		if m.ScaleFactor > 0 {
+			merge = m.ScaleFactor
+		}
+		m.TokensPerImage = patches / (merge * merge)
+		m.OutputWidth = tensorDim(f, "mm.input_projection.weight", 0)
+	case "lfm2", "kimivl", "pixtral", "lightonocr":
+		m.OutputWidth = tensorDim(f, "mm.2.weight", 1)
+	case "qwen2vl_merger", "qwen2.5vl_merger":
+		m.OutputWidth = tensorDim(f, "mm.2.bias", 0)
+	case "ldpv2":
+		m.OutputWidth = tensorDim(f, "mm.model.peg.0.bias", 0)
+	}
+	return nil
+}
+
+func tensorDim(f *File, name string, i int) int {
+	t, ok := f.Tensor(name)
+	if !ok {
+		return 0
+	}
+	return int(t.Dim(i))
+}
+
+// checkLlavaTensors verifies the LLaVA "mlp" graph: patch convolution,
+// optional class embedding, position embeddings, n_layer-1 transformer
+// blocks, then mm.0 -> GELU -> mm.2 (or the mm.0..mm.4 variant with norms).
+func checkLlavaTensors(f *File, m *MmprojInfo, patches int) error {
+	e, p := dim(m.NEmbd), dim(m.PatchSize)
+	_, hasCLS := f.Tensor("v.class_embd")
+	nPos := dim(patches)
+	if hasCLS {
+		nPos++
+	}
+	specs := []tensorSpec{
+		{"v.patch_embd.weight", []uint64{p, p, 3, e}, false},
+		{"v.patch_embd.bias", []uint64{e}, true},
+		{"v.class_embd", []uint64{e}, true},
+		{"v.position_embd.weight", []uint64{e, nPos}, false},
+		{"v.pre_ln.weight", []uint64{e}, true},
+		{"v.pre_ln.bias", []uint64{e}, true},
+		{"v.post_ln.weight", []uint64{e}, true},
+		{"v.post_ln.bias", []uint64{e}, true},
+	}
+	for il := 0; il < m.NLayer; il++ {
+		b := func(s string) string { return fmt.Sprintf("v.blk.%d.%s", il, s) }
+		// The graph runs layers 0..n-2; the last layer's attention weights
+		// may be absent, but whatever is present must fit.
+		used := il < m.NLayer-1
+		specs = append(specs,
+			tensorSpec{b("attn_q.weight"), []uint64{e, e}, !used},
+			tensorSpec{b("attn_k.weight"), []uint64{e, e}, !used},
+			tensorSpec{b("attn_v.weight"), []uint64{e, e}, !used},
+			tensorSpec{b("attn_out.weight"), []uint64{e, e}, false},
+			tensorSpec{b("attn_q.bias"), []uint64{e}, true},
+			tensorSpec{b("attn_k.bias"), []uint64{e}, true},
+			tensorSpec{b("attn_v.bias"), []uint64{e}, true},
+			tensorSpec{b("attn_out.bias"), []uint64{e}, true},
+			tensorSpec{b("ln1.weight"), []uint64{e}, true},
+			tensorSpec{b("ln1.bias"), []uint64{e}, true},
+			tensorSpec{b("ln2.weight"), []uint64{e}, true},
+			tensorSpec{b("ln2.bias"), []uint64{e}, true},
+		)
+		if err := checkClipFFN(f, m, il); err != nil {
+			return err
+		}
+	}
+	if err := checkSpecsPresentAndShaped(f, specs); err != nil {
+		return err
+	}
+	return checkLlavaProjection(f, m)
+}
+
+// checkClipFFN accepts both FFN layouts the loader handles: up [n_embd,
+// n_ff] with down [n_ff, n_embd], or old files with the two names swapped.
+func checkClipFFN(f *File, m *MmprojInfo, il int) error {
+	up, _ := f.Tensor(fmt.Sprintf("v.blk.%d.ffn_up.weight", il))
+	down, _ := f.Tensor(fmt.Sprintf("v.blk.%d.ffn_down.weight", il))
+	e, ff := dim(m.NEmbd), dim(m.NFF)
+	normal := sameShape(up, []uint64{e, ff}) && sameShape(down, []uint64{ff, e})
+	swapped := sameShape(up, []uint64{ff, e}) && sameShape(down, []uint64{e, ff})
+	if !normal && !swapped {
+		return fileErr(f.Path, ErrTensorShape, "layer %d feed-forward weights have shapes up %v, down %v; expected [%d %d] and [%d %d]; %s", il, up.Shape, down.Shape, e, ff, ff, e, adviceReconvert)
+	}
+	for _, s := range []struct {
+		name string
+		n    uint64
+	}{{"ffn_up.bias", ff}, {"ffn_down.bias", e}} {
+		name := fmt.Sprintf("v.blk.%d.%s", il, s.name)
+		if t, ok := f.Tensor(name); ok && t.Elements() != ff && t.Elements() != e {
+			return fileErr(f.Path, ErrTensorShape, "tensor %q has shape %v; %s", name, t.Shape, adviceReconvert)
+		}
+	}
+	return nil
+}
+
+func checkSpecsPresentAndShaped(f *File, specs []tensorSpec) error {
+	for _, s := range specs {
+		t, ok := f.Tensor(s.name)
+		if !ok {
+			if s.optional {
+				continue
+			}
+			return fileErr(f.Path, ErrTensorMissing, "tensor %q is missing; %s", s.name, adviceReconvert)
+		}
+		if !sameShape(t, s.shape) {
+			return fileErr(f.Path, ErrTensorShape, "tensor %q has shape %v, expected %v from the metadata; %s", s.name, t.Shape, s.shape, adviceReconvert)
+		}
+	}
+	return nil
+}
+
+// checkLlavaProjection checks mm.0 (vision width -> hidden) and mm.2
+// (hidden -> output width), or the mm.0/mm.1/mm.3/mm.4 variant with layer
+// norms that the loader switches to when mm.3.weight exists.
+func checkLlavaProjection(f *File, m *MmprojInfo) error {
+	e := dim(m.NEmbd)
+	w0, ok := f.Tensor("mm.0.weight")
+	if !ok || w0.Dim(0) != e || len(w0.Shape) > 2 {
+		return fileErr(f.Path, ErrTensorShape, "tensor \"mm.0.weight\" must exist with shape [%d hidden]; %s", e, adviceReconvert)
+	}
+	hidden := w0.Dim(1)
+	specs := []tensorSpec{{"mm.0.bias", []uint64{hidden}, false}}
+	if w3, ok := f.Tensor("mm.3.weight"); ok {
+		out := w3.Dim(1)
+		specs = append(specs,
+			tensorSpec{"mm.1.weight", []uint64{hidden}, false}, tensorSpec{"mm.1.bias", []uint64{hidden}, false},
+			tensorSpec{"mm.3.weight", []uint64{hidden, out}, false}, tensorSpec{"mm.3.bias", []uint64{out}, false},
+			tensorSpec{"mm.4.weight", []uint64{out}, false}, tensorSpec{"mm.4.bias", []uint64{out}, false})
+		m.OutputWidth = int(out)
+	} else {
+		w2, ok := f.Tensor("mm.2.weight")
+		if !ok {
+			return fileErr(f.Path, ErrTensorMissing, "tensor \"mm.2.weight\" is missing (mtmd crashes without it); %s", adviceReconvert)
+		}
+		out := w2.Dim(1)
+		specs = append(specs,
+			tensorSpec{"mm.2.weight", []uint64{hidden, out}, false}, tensorSpec{"mm.2.bias", []uint64{out}, false})
+		m.OutputWidth = int(out)
+	}
+	return checkSpecsPresentAndShaped(f, specs)
+}
+
+// CheckMmprojForModel verifies that the projector's image rows have the
+// text model's embedding width.
+func CheckMmprojForModel(mm *MmprojInfo, model *TextModelInfo) error {
+	if mm.OutputWidth == 0 {
+		return fileErr(mm.Path, ErrUnsupported, "cannot tell the output width of projector type %q, so it cannot be checked against %s; calft supports \"mlp\" and \"idefics3\" projectors", mm.ProjectorType, model.Path)
+	}
+	if mm.OutputWidth != model.NEmbd {
+		return fileErr(mm.Path, ErrMismatch, "the projector produces image rows of width %d, but the text model %s has n_embd %d; pass the mmproj file made for this model", mm.OutputWidth, model.Path, model.NEmbd)
+	}
+	return nil
+}

@@ -1,0 +1,238 @@
+package gguf
+
+import (
+	"fmt"
+	"regexp"
+	"slices"
+	"strings"
+)
+
+// Description is a human-readable summary of a GGUF file for `calft info`.
+type Description struct {
+	Path   string
+	Kind   string // "text model", "mmproj" or "adapter"
+	Fields []Field
+	// Problem is set when the file parses but calft would refuse to use it.
+	Problem error
+}
+
+// Field is one "name: value" line of a Description.
+type Field struct{ Name, Value string }
+
+func (d *Description) add(name, format string, args ...any) {
+	d.Fields = append(d.Fields, Field{name, fmt.Sprintf(format, args...)})
+}
+
+// String renders the description as aligned "name: value" lines.
+func (d *Description) String() string {
+	width := 0
+	for _, f := range d.Fields {
+		width = max(width, len(f.Name))
+	}
+	var b strings.Builder
+	for _, f := range d.Fields {
+		fmt.Fprintf(&b, "%-*s  %s\n", width+1, f.Name+":", f.Value)
+	}
+	if d.Problem != nil {
+		fmt.Fprintf(&b, "%-*s  %v\n", width+1, "problem:", d.Problem)
+	}
+	return b.String()
+}
+
+// Describe summarizes the GGUF file at path, choosing the summary by what
+// the file is (text model, vision projector or LoRA adapter). A file that
+// cannot be parsed is an error; one that parses but would be rejected is
+// described with its Problem set.
+func Describe(path string) (*Description, error) {
+	f, err := Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	d := &Description{Path: path, Kind: fileKind(f)}
+	d.add("file", "%s", path)
+	d.add("kind", "%s", d.Kind)
+	d.add("format", "GGUF v%d, %d metadata keys, %d tensors, %s", f.Version, len(f.kvs), len(f.Tensors), humanBytes(uint64(f.FileSize)))
+	switch d.Kind {
+	case "adapter":
+		describeAdapter(f, d)
+	case "mmproj":
+		describeMmproj(f, d)
+	default:
+		describeTextModel(f, d)
+	}
+	d.add("tensor types", "%s", typeHistogram(f.Tensors))
+	return d, nil
+}
+
+func describeTextModel(f *File, d *Description) {
+	m, err := InspectTextModel(f)
+	if err != nil {
+		d.Problem = err
+		if arch, e := f.String("general.architecture"); e == nil {
+			d.add("architecture", "%s", arch)
+		}
+		d.add("parameters", "%s", humanCount(totalElements(f.Tensors)))
+		return
+	}
+	d.add("architecture", "%s", m.Arch)
+	if m.Name != "" {
+		d.add("name", "%s", m.Name)
+	}
+	d.add("parameters", "%s", humanCount(m.NParams))
+	d.add("embedding", "%d", m.NEmbd)
+	d.add("layers", "%d", m.NLayer)
+	d.add("heads", "%d query, %d key/value, head width %d", m.NHead, m.NHeadKV, m.HeadDimK)
+	d.add("feed-forward", "%d", m.NFF)
+	d.add("context", "%d (training)", m.NCtxTrain)
+	d.add("rms norm eps", "%g", m.RMSEps)
+	d.add("rope", "%d dims, base %g", m.RopeDims, m.RopeBase)
+	if m.TiedOutput {
+		d.add("output layer", "tied to token_embd")
+	} else {
+		d.add("output layer", "separate output.weight (%s)", m.Tensors["output.weight"].Type)
+	}
+	v := m.Vocab
+	d.add("vocab", "%s, %d tokens (%d control, %d byte, %d user-defined)", vocabKind(v.Model), v.Size, v.NControl, v.NByte, v.NUserDefined)
+	d.add("special tokens", "bos %s, eos %s, eot %s; add bos %v", tokenLabel(v.BOS, v.BOSText), tokenLabel(v.EOS, v.EOSText), tokenLabel(v.EOT, v.EOTText), v.AddBOS)
+	if v.ChatTemplate != "" {
+		d.add("chat template", "yes (%d bytes)", len(v.ChatTemplate))
+	} else {
+		d.add("chat template", "none")
+	}
+}
+
+func vocabKind(model string) string {
+	switch model {
+	case "llama":
+		return "SentencePiece (llama)"
+	case "gpt2":
+		return "byte-level BPE (gpt2)"
+	}
+	return model
+}
+
+func tokenLabel(id int, text string) string {
+	if id < 0 {
+		return "none"
+	}
+	return fmt.Sprintf("%d %q", id, text)
+}
+
+func describeMmproj(f *File, d *Description) {
+	m, err := InspectMmproj(f)
+	if err != nil {
+		d.Problem = err
+		if pt, e := f.String("clip.projector_type"); e == nil {
+			d.add("projector", "%s", pt)
+		}
+		d.add("parameters", "%s", humanCount(totalElements(f.Tensors)))
+		return
+	}
+	d.add("projector", "%s", m.ProjectorType)
+	d.add("parameters", "%s", humanCount(m.NParams))
+	d.add("image", "%d×%d pixels, %d×%d patches", m.ImageSize, m.ImageSize, m.PatchSize, m.PatchSize)
+	d.add("vision tower", "width %d, %d layers, %d heads, feed-forward %d", m.NEmbd, m.NLayer, m.NHead, m.NFF)
+	d.add("projection width", "%s", unknownIfZero(m.OutputWidth))
+	d.add("tokens per image", "%s", unknownIfZero(m.TokensPerImage))
+}
+
+func unknownIfZero(n int) string {
+	if n == 0 {
+		return "unknown"
+	}
+	return fmt.Sprint(n)
+}
+
+func describeAdapter(f *File, d *Description) {
+	a, err := InspectAdapter(f)
+	if err != nil {
+		d.Problem = err
+		d.add("parameters", "%s", humanCount(totalElements(f.Tensors)))
+		return
+	}
+	d.add("architecture", "%s", a.Arch)
+	if a.HasAlpha {
+		d.add("alpha", "%g", a.Alpha)
+	} else {
+		d.add("alpha", "not set (scale 1)")
+	}
+	d.add("rank", "%s", strings.Trim(fmt.Sprint(a.Ranks()), "[]"))
+	d.add("parameters", "%s", humanCount(a.NParams))
+	d.add("targets", "%d tensors: %s", len(a.Targets), summarizeTargets(a.Targets))
+}
+
+var layerNumber = regexp.MustCompile(`^blk\.\d+\.`)
+
+// summarizeTargets groups per-layer names: "blk.*.attn_q.weight ×30, output.weight".
+func summarizeTargets(ts []LoRATarget) string {
+	var order []string
+	count := map[string]int{}
+	for _, t := range ts {
+		g := layerNumber.ReplaceAllString(t.Base, "blk.*.")
+		if count[g] == 0 {
+			order = append(order, g)
+		}
+		count[g]++
+	}
+	parts := make([]string, len(order))
+	for i, g := range order {
+		parts[i] = g
+		if count[g] > 1 {
+			parts[i] += fmt.Sprintf(" ×%d", count[g])
+		}
+	}
+	return strings.Join(parts, ", ")
+}
+
+func typeHistogram(ts []TensorInfo) string {
+	count := map[DType]int{}
+	for _, t := range ts {
+		count[t.Type]++
+	}
+	types := make([]DType, 0, len(count))
+	for t := range count {
+		types = append(types, t)
+	}
+	slices.Sort(types)
+	parts := make([]string, len(types))
+	for i, t := range types {
+		parts[i] = fmt.Sprintf("%s ×%d", t, count[t])
+	}
+	if len(parts) == 0 {
+		return "none"
+	}
+	return strings.Join(parts, ", ")
+}
+
+func totalElements(ts []TensorInfo) uint64 {
+	var n uint64
+	for _, t := range ts {
+		n += t.Elements()
+	}
+	return n
+}
+
+func humanCount(n uint64) string {
+	switch {
+	case n >= 1e9:
+		return fmt.Sprintf("%.2fB", float64(n)/1e9)
+	case n >= 1e6:
+		return fmt.Sprintf("%.2fM", float64(n)/1e6)
+	case n >= 1e3:
+		return fmt.Sprintf("%.1fK", float64(n)/1e3)
+	}
+	return fmt.Sprint(n)
+}
+
+func humanBytes(n uint64) string {
+	switch {
+	case n >= 1<<30:
+		return fmt.Sprintf("%.2f GiB", float64(n)/(1<<30))
+	case n >= 1<<20:
+		return fmt.Sprintf("%.2f MiB", float64(n)/(1<<20))
+	case n >= 1<<10:
+		return fmt.Sprintf("%.1f KiB", float64(n)/(1<<10))
+	}
+	return fmt.Sprintf("%d bytes", n)
+}

@@ -1,0 +1,154 @@
+// Package infer runs greedy generation through libllama, with an optional image (via
+// mtmd) and an optional LoRA adapter: the reference path against which fine-tuned
+// models are checked, and the CLI's "generate" command.
+package infer
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"runtime"
+	"strings"
+
+	"github.com/calft/calft/bindings/llama"
+	"github.com/calft/calft/bindings/mtmd"
+	"github.com/calft/calft/imageio"
+)
+
+// DefaultN is the generation limit used when Options.N is 0.
+const DefaultN = 128
+
+// Options describes one generation.
+type Options struct {
+	Model     string  // text model GGUF (required)
+	Mmproj    string  // projector GGUF (required with Image)
+	Image     string  // image file (PNG, JPEG, GIF, WebP, BMP); optional
+	Lora      string  // LoRA adapter GGUF; optional
+	LoraScale float32 // adapter scale; 0 means 1
+	Prompt    string
+	N         int // most tokens to generate; 0 = DefaultN
+	Threads   int // 0 = runtime.NumCPU()
+	// UseChatTemplate wraps the prompt as a user turn of the model's chat template and
+	// opens the assistant's reply. A model without a template gets the raw prompt.
+	UseChatTemplate bool
+	// OnText, when set, receives the generated text as it is produced, in pieces that
+	// never split a UTF-8 character.
+	OnText func(string)
+}
+
+// Generate loads the models, feeds the prompt (text and image rows in llama.cpp's
+// order and positions) and decodes greedily until an end-of-generation token or N
+// tokens. It returns the generated text.
+func Generate(o Options) (string, error) {
+	img, err := o.check()
+	if err != nil {
+		return "", err
+	}
+	threads := o.Threads
+	if threads <= 0 {
+		threads = runtime.NumCPU()
+	}
+	n := o.N
+	if n == 0 {
+		n = DefaultN
+	}
+
+	model, err := llama.LoadModel(o.Model, llama.ModelParams{UseMmap: true})
+	if err != nil {
+		return "", err
+	}
+	defer model.Close() // also closes the projector, context and adapter below
+
+	text, err := o.formatPrompt(model)
+	if err != nil {
+		return "", err
+	}
+	p, err := preparePrompt(model, o.Mmproj, img, text, threads)
+	if err != nil {
+		return "", err
+	}
+	defer p.close()
+
+	ctx, err := llama.NewContext(model, llama.ContextParams{
+		NCtx: p.nPos() + n + 1, NThreads: threads, KVF32: true,
+	})
+	if err != nil {
+		return "", err
+	}
+	if o.Lora != "" {
+		a, err := llama.LoadAdapter(model, o.Lora)
+		if err != nil {
+			return "", err
+		}
+		scale := o.LoraScale
+		if scale == 0 {
+			scale = 1
+		}
+		if err := ctx.SetAdapter(a, scale); err != nil {
+			return "", err
+		}
+	}
+	nPast, err := p.decode(ctx)
+	if err != nil {
+		return "", err
+	}
+	return greedy(ctx, model, nPast, n, o.OnText)
+}
+
+// check validates every input before any C code runs, and decodes the image.
+func (o Options) check() (*imageio.RGB, error) {
+	if o.N < 0 {
+		return nil, fmt.Errorf("generate: N must not be negative (got %d)", o.N)
+	}
+	if err := llama.CheckGGUFFile(o.Model, "model"); err != nil {
+		return nil, err
+	}
+	if o.Lora != "" {
+		if err := llama.CheckGGUFFile(o.Lora, "LoRA adapter"); err != nil {
+			return nil, err
+		}
+	}
+	if o.Image == "" {
+		if strings.TrimSpace(o.Prompt) == "" {
+			return nil, errors.New("generate: empty prompt and no image")
+		}
+		if strings.Contains(o.Prompt, mtmd.DefaultMarker()) {
+			return nil, fmt.Errorf("generate: prompt contains the image marker %s but no image was given", mtmd.DefaultMarker())
+		}
+		return nil, nil
+	}
+	if o.Mmproj == "" {
+		return nil, fmt.Errorf("generate: image %s needs a projector (mmproj) file", o.Image)
+	}
+	if err := llama.CheckGGUFFile(o.Mmproj, "mmproj"); err != nil {
+		return nil, err
+	}
+	if c := strings.Count(o.Prompt, mtmd.DefaultMarker()); c > 1 {
+		return nil, fmt.Errorf("generate: prompt has %d image markers for one image", c)
+	}
+	if _, err := os.Stat(o.Image); err != nil {
+		return nil, fmt.Errorf("image %w", err)
+	}
+	return imageio.Load(o.Image)
+}
+
+// formatPrompt places the image marker (before the text, LLaVA's convention, unless
+// the prompt already has one) and applies the chat template when asked to.
+func (o Options) formatPrompt(m *llama.Model) (string, error) {
+	text := o.Prompt
+	if o.Image != "" && !strings.Contains(text, mtmd.DefaultMarker()) {
+		text = mtmd.DefaultMarker() + "\n" + text
+	}
+	if !o.UseChatTemplate {
+		return text, nil
+	}
+	tmpl := m.ChatTemplate()
+	if tmpl == "" {
+		return text, nil
+	}
+	out, err := llama.ApplyChatTemplate(tmpl, []llama.ChatMessage{{Role: "user", Content: text}}, true)
+	if err != nil {
+		return "", fmt.Errorf("model %s: %w (generate without the chat template to use the raw prompt)", o.Model, err)
+	}
+	return out, nil
+}

@@ -89,8 +89,13 @@ func (li *LossInputs) Set(nVocab int, targets []Target) error {
 		}
 	}
 	li.FlatIdx.SetI32(idx)
-	li.Weight.SetF32(w)
-	li.Coef.SetF32(coef)
+	// The ce loss reads the row weights, the cal loss the smoothing coefficients.
+	if li.Weight.HasBuffer() {
+		li.Weight.SetF32(w)
+	}
+	if li.Coef.HasBuffer() {
+		li.Coef.SetF32(coef)
+	}
 	return nil
 }
 

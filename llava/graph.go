@@ -82,7 +82,9 @@ func (in *Inputs) Set(hp HParams, b *Batch, outRows []int32) error {
 	in.TokMask.SetF32(h.tokMask)
 	in.Embd.SetF32(h.embd)
 	in.Pos.SetI32(h.pos)
-	in.KQMask.SetF32(h.kqMask)
+	if in.KQMask.HasBuffer() { // a graph of the image-absent pass alone does not read it
+		in.KQMask.SetF32(h.kqMask)
+	}
 	if !in.OutRows.Nil() {
 		if len(outRows) != in.NOut {
 			return fmt.Errorf("%d output rows given, graph was built for %d", len(outRows), in.NOut)

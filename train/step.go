@@ -65,6 +65,10 @@ func NewStepGraph(be *ggml.Backend, dec *llava.Decoder, opt *Optimizer, sh Shape
 			return nil, fmt.Errorf("a backward step graph needs the optimizer's accumulators")
 		}
 		s.g.BuildBackwardInto(s.ctx, opt.Accs)
+		avoidInplaceRMSNormBack(s.g)
+		// The loss's seed gradient is set from the host before each compute: as an input it
+		// gets memory of its own, which no earlier node of the graph can overwrite.
+		s.g.GradAcc(s.Loss.Value).SetInput()
 	}
 	if err := s.det.Alloc(be); err != nil {
 		cleanup()
@@ -110,4 +114,18 @@ func (s *StepGraph) Run(b *llava.Batch, outRows []int32, targets []cal.Target) (
 		return 0, err
 	}
 	return float64(s.Loss.Value.F32()[0]), nil
+}
+
+// avoidInplaceRMSNormBack works around a ggml CPU bug: the graph allocator may run
+// RMS_NORM_BACK in place over one of its inputs, but the kernel writes dx (starting with
+// a copy of x) before it has read the incoming gradient, so the result is wrong and every
+// LoRA gradient below that norm with it. Marking both inputs as outputs keeps their memory
+// from being reused in place; it costs two [n_embd, T] tensors per norm.
+func avoidInplaceRMSNormBack(g *ggml.Graph) {
+	for i := 0; i < g.NNodes(); i++ {
+		if n := g.Node(i); n.Op() == "RMS_NORM_BACK" {
+			n.Src(0).SetOutput()
+			n.Src(1).SetOutput()
+		}
+	}
 }

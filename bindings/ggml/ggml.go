@@ -152,8 +152,9 @@ func (t Tensor) SetParam() Tensor { C.ggml_set_param(t.t); return t }
 // SetLoss marks the scalar the backward pass differentiates.
 func (t Tensor) SetLoss() Tensor { C.ggml_set_loss(t.t); return t }
 
-// HasBuffer reports whether the tensor's data has been placed in a buffer.
-func (t Tensor) HasBuffer() bool { return t.t.buffer != nil || t.t.data != nil }
+// HasBuffer reports whether the tensor's data has been placed in a buffer. A graph's
+// allocator leaves an input without memory when no node of the graph reads it.
+func (t Tensor) HasBuffer() bool { return t.t != nil && (t.t.buffer != nil || t.t.data != nil) }
 
 // SetBytes copies raw bytes into the tensor (any backend) at a byte offset.
 func (t Tensor) SetBytes(data []byte, offset int) {

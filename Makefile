@@ -13,20 +13,18 @@ TEST_TIMEOUT ?= 30m
 
 all: build
 
-third_party/ollama: go.mod go.sum third_party/link.sh
-	./third_party/link.sh
-	@touch -h third_party/ollama
+# Always re-pointed (it takes a moment), so a go.mod change can never leave a stale link.
+deps:
+	@./third_party/link.sh
 
-deps: third_party/ollama
-
-build: third_party/ollama
+build: deps
 	$(GO) build -o bin/calft ./cmd/calft
 
 fmt-check:
 	@out=$$(gofmt -l $$(find . -name '*.go' -not -path './third_party/*')); \
 	if [ -n "$$out" ]; then echo "gofmt needed on:"; echo "$$out"; exit 1; fi
 
-vet: third_party/ollama
+vet: deps
 	$(GO) vet ./...
 
 test: build fmt-check vet

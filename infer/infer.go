@@ -6,6 +6,7 @@ package infer
 import (
 	"errors"
 	"fmt"
+	"github.com/calft/calft/gguf"
 	"os"
 	"runtime"
 	"strings"
@@ -103,8 +104,16 @@ func (o Options) check() (*imageio.RGB, error) {
 	if err := llama.CheckGGUFFile(o.Model, "model"); err != nil {
 		return nil, err
 	}
+	// llama.cpp aborts the process on some malformed files; the Go checks refuse them first.
+	model, err := gguf.CheckTextModel(o.Model)
+	if err != nil {
+		return nil, err
+	}
 	if o.Lora != "" {
 		if err := llama.CheckGGUFFile(o.Lora, "LoRA adapter"); err != nil {
+			return nil, err
+		}
+		if _, err := gguf.CheckAdapter(o.Lora, model); err != nil {
 			return nil, err
 		}
 	}
@@ -121,6 +130,13 @@ func (o Options) check() (*imageio.RGB, error) {
 		return nil, fmt.Errorf("generate: image %s needs a projector (mmproj) file", o.Image)
 	}
 	if err := llama.CheckGGUFFile(o.Mmproj, "mmproj"); err != nil {
+		return nil, err
+	}
+	mm, err := gguf.CheckMmproj(o.Mmproj)
+	if err != nil {
+		return nil, err
+	}
+	if err := gguf.CheckMmprojForModel(mm, model); err != nil {
 		return nil, err
 	}
 	if c := strings.Count(o.Prompt, mtmd.DefaultMarker()); c > 1 {

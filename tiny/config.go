@@ -1,5 +1,11 @@
 package tiny
 
+import (
+	"fmt"
+
+	"github.com/calft/calft/gguf"
+)
+
 // Sizes of the generated text model.
 const (
 	NEmbd    = 64
@@ -43,6 +49,45 @@ type Options struct {
 	TiedOutput bool
 	// Samples is the dataset size; 0 means 24. The last two are text-only.
 	Samples int
+	// Arch is the text model's architecture: "llama" (the default when empty) or
+	// "qwen2", which adds random q/k/v biases and uses neox RoPE in llama.cpp. Both
+	// keep the same SentencePiece vocabulary, and every tensor the two share holds
+	// the same values for the same seed.
+	Arch string
+	// WeightType stores the text model's 2-D matrices (embedding, projections,
+	// output) as this type: gguf.F32 (the default), F16, BF16, Q8_0 or Q4_0. Norms
+	// and biases stay F32, as in real GGUFs. The vision tower is always F32.
+	WeightType gguf.DType
+}
+
+// Architectures Options.Arch accepts.
+const (
+	ArchLlama = "llama"
+	ArchQwen2 = "qwen2"
+)
+
+// arch is the architecture to write, validated.
+func (o Options) arch() (string, error) {
+	switch o.Arch {
+	case "", ArchLlama:
+		return ArchLlama, nil
+	case ArchQwen2:
+		return ArchQwen2, nil
+	}
+	return "", fmt.Errorf("architecture %q is not one tiny generates (%s, %s)", o.Arch, ArchLlama, ArchQwen2)
+}
+
+// fileTypes maps the weight types tiny writes to llama.cpp's general.file_type
+// (llama_ftype: ALL_F32, MOSTLY_F16, MOSTLY_Q4_0, MOSTLY_Q8_0, MOSTLY_BF16).
+var fileTypes = map[gguf.DType]uint32{gguf.F32: 0, gguf.F16: 1, gguf.Q4_0: 2, gguf.Q8_0: 7, gguf.BF16: 32}
+
+// fileType is general.file_type for the weight type, validated.
+func (o Options) fileType() (uint32, error) {
+	ft, ok := fileTypes[o.WeightType]
+	if !ok {
+		return 0, fmt.Errorf("weight type %s is not one tiny writes (F32, F16, BF16, Q8_0, Q4_0)", o.WeightType)
+	}
+	return ft, nil
 }
 
 // Streams of the seeded generator: each output draws from its own, so
@@ -51,4 +96,5 @@ const (
 	streamText uint64 = iota + 1
 	streamVision
 	streamData
+	streamBias // qwen2's attention biases, so that the shared tensors match llama's
 )

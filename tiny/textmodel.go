@@ -16,13 +16,26 @@ const (
 	normJitter   = 0.05
 )
 
-// writeTextModel writes the llama-arch text model to path.
+// biasStd is the spread of qwen2's q/k/v biases: large enough that a graph
+// which drops them gives visibly different logits.
+const biasStd = 0.2
+
+// writeTextModel writes the text model (llama or qwen2 arch) to path.
 func writeTextModel(path string, o Options) error {
+	arch, err := o.arch()
+	if err != nil {
+		return err
+	}
+	ftype, err := o.fileType()
+	if err != nil {
+		return err
+	}
 	rng := newRNG(o.Seed, streamText)
+	biasRNG := newRNG(o.Seed, streamBias)
 	vocab := BuildVocab()
 	nVocab := len(vocab.Tokens)
 	w := gguf.NewWriter()
-	setTextMetadata(w, vocab)
+	setTextMetadata(w, vocab, arch, ftype)
 
 	type tensor struct {
 		name   string
@@ -41,6 +54,15 @@ func writeTextModel(path string, o Options) error {
 			tensor{b("attn_q.weight"), []uint64{NEmbd, NHead * HeadDim}, lin(NEmbd, NHead*HeadDim, 1)},
 			tensor{b("attn_k.weight"), []uint64{NEmbd, NHeadKV * HeadDim}, lin(NEmbd, NHeadKV*HeadDim, 1)},
 			tensor{b("attn_v.weight"), []uint64{NEmbd, NHeadKV * HeadDim}, lin(NEmbd, NHeadKV*HeadDim, 1)},
+		)
+		if arch == ArchQwen2 {
+			ts = append(ts,
+				tensor{b("attn_q.bias"), []uint64{NHead * HeadDim}, normal(biasRNG, NHead*HeadDim, biasStd)},
+				tensor{b("attn_k.bias"), []uint64{NHeadKV * HeadDim}, normal(biasRNG, NHeadKV*HeadDim, biasStd)},
+				tensor{b("attn_v.bias"), []uint64{NHeadKV * HeadDim}, normal(biasRNG, NHeadKV*HeadDim, biasStd)},
+			)
+		}
+		ts = append(ts,
 			tensor{b("attn_output.weight"), []uint64{NHead * HeadDim, NEmbd}, lin(NHead*HeadDim, NEmbd, residualGain)},
 			tensor{b("ffn_norm.weight"), []uint64{NEmbd}, norm(NEmbd)},
 			tensor{b("ffn_gate.weight"), []uint64{NEmbd, NFF}, lin(NEmbd, NFF, 1)},
@@ -55,28 +77,35 @@ func writeTextModel(path string, o Options) error {
 		ts = append(ts, tensor{"output.weight", []uint64{NEmbd, uint64(nVocab)}, output})
 	}
 	for _, t := range ts {
-		if err := w.AddTensorF32(t.name, gguf.F32, t.shape, t.values); err != nil {
+		typ := gguf.F32
+		if len(t.shape) == 2 {
+			typ = o.WeightType
+		}
+		if err := w.AddTensorF32(t.name, typ, t.shape, t.values); err != nil {
 			return err
 		}
 	}
 	return w.WriteFile(path)
 }
 
-func setTextMetadata(w *gguf.Writer, v Vocab) {
-	w.Set("general.architecture", gguf.StringValue("llama"))
+// setTextMetadata writes the hyper-parameters under the arch's prefix; llama
+// and qwen2 read the same keys. The SentencePiece ("llama") tokenizer is
+// independent of the architecture in llama.cpp, so qwen2 keeps it too.
+func setTextMetadata(w *gguf.Writer, v Vocab, arch string, ftype uint32) {
+	w.Set("general.architecture", gguf.StringValue(arch))
 	w.Set("general.type", gguf.StringValue("model"))
-	w.Set("general.name", gguf.StringValue("calft tiny llama"))
-	w.Set("general.file_type", gguf.Uint32Value(0)) // all F32
-	w.Set("llama.vocab_size", gguf.Uint32Value(uint32(len(v.Tokens))))
-	w.Set("llama.context_length", gguf.Uint32Value(NCtx))
-	w.Set("llama.embedding_length", gguf.Uint32Value(NEmbd))
-	w.Set("llama.block_count", gguf.Uint32Value(NLayer))
-	w.Set("llama.feed_forward_length", gguf.Uint32Value(NFF))
-	w.Set("llama.attention.head_count", gguf.Uint32Value(NHead))
-	w.Set("llama.attention.head_count_kv", gguf.Uint32Value(NHeadKV))
-	w.Set("llama.attention.layer_norm_rms_epsilon", gguf.Float32Value(RMSEps))
-	w.Set("llama.rope.dimension_count", gguf.Uint32Value(RopeDims))
-	w.Set("llama.rope.freq_base", gguf.Float32Value(RopeBase))
+	w.Set("general.name", gguf.StringValue("calft tiny "+arch))
+	w.Set("general.file_type", gguf.Uint32Value(ftype))
+	w.Set(arch+".vocab_size", gguf.Uint32Value(uint32(len(v.Tokens))))
+	w.Set(arch+".context_length", gguf.Uint32Value(NCtx))
+	w.Set(arch+".embedding_length", gguf.Uint32Value(NEmbd))
+	w.Set(arch+".block_count", gguf.Uint32Value(NLayer))
+	w.Set(arch+".feed_forward_length", gguf.Uint32Value(NFF))
+	w.Set(arch+".attention.head_count", gguf.Uint32Value(NHead))
+	w.Set(arch+".attention.head_count_kv", gguf.Uint32Value(NHeadKV))
+	w.Set(arch+".attention.layer_norm_rms_epsilon", gguf.Float32Value(RMSEps))
+	w.Set(arch+".rope.dimension_count", gguf.Uint32Value(RopeDims))
+	w.Set(arch+".rope.freq_base", gguf.Float32Value(RopeBase))
 	w.Set("tokenizer.ggml.model", gguf.StringValue("llama"))
 	w.Set("tokenizer.ggml.tokens", gguf.ArrayValue(v.Tokens))
 	w.Set("tokenizer.ggml.scores", gguf.ArrayValue(v.Scores))

@@ -1,0 +1,53 @@
+package main
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+
+	"github.com/spf13/cobra"
+
+	"github.com/calft/calft/tiny"
+)
+
+func init() { commands = append(commands, newMakeTinyCmd) }
+
+func newMakeTinyCmd() *cobra.Command {
+	var out string
+	var seed int64
+	var samples int
+	var tied bool
+	cmd := &cobra.Command{
+		Use:   "make-tiny --out DIR [--seed N]",
+		Short: "Write a tiny synthetic VLM (base.gguf, mmproj.gguf) and a small dataset",
+		Long: `make-tiny writes a tiny, randomly initialised vision-language model that llama.cpp loads:
+base.gguf (llama architecture, F32, SentencePiece vocabulary with byte tokens, ChatML
+template), mmproj.gguf (CLIP ViT with the LLaVA-1.5 "mlp" projector, 32×32 images, 16
+tokens per image), and data.json with images/*.png it draws (coloured shapes), in the
+LLaVA conversation format. The same seed gives the same bytes.`,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if out == "" {
+				return usageError{fmt.Errorf("make-tiny needs --out DIR")}
+			}
+			if err := tiny.GenerateWith(out, tiny.Options{Seed: seed, TiedOutput: tied, Samples: samples}); err != nil {
+				return err
+			}
+			for _, name := range []string{tiny.BaseFile, tiny.MmprojFile, "data.json"} {
+				st, err := os.Stat(filepath.Join(out, name))
+				if err != nil {
+					return err
+				}
+				fmt.Fprintf(cmd.OutOrStdout(), "wrote %s (%d bytes)\n", filepath.Join(out, name), st.Size())
+			}
+			imgs, _ := filepath.Glob(filepath.Join(out, "images", "*.png"))
+			fmt.Fprintf(cmd.OutOrStdout(), "wrote %d images in %s\n", len(imgs), filepath.Join(out, "images"))
+			return nil
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&out, "out", "", "folder to write into (created if missing)")
+	f.Int64Var(&seed, "seed", 1, "random seed of the weights and the dataset")
+	f.IntVar(&samples, "samples", 0, "dataset size (0: 24, the last two text-only)")
+	f.BoolVar(&tied, "tied", false, "tie the output layer to the token embeddings")
+	return cmd
+}

@@ -1,0 +1,202 @@
+package data
+
+import (
+	"crypto/sha256"
+	"encoding/binary"
+	"encoding/hex"
+	"fmt"
+	"io"
+	"math"
+	"os"
+	"path/filepath"
+
+	"github.com/calft/calft/bindings/mtmd"
+	"github.com/calft/calft/imageio"
+	"github.com/calft/calft/llava"
+)
+
+// EmbedCache encodes each image once with the frozen projector and keeps its embedding
+// rows, in memory and (with a folder) on disk, keyed by the projector file and the image
+// bytes, so epochs and later runs reuse them.
+type EmbedCache struct {
+	mc  *mtmd.Context
+	dir string // "" keeps the cache in memory only
+	mem map[string][]float32
+	// Hits and Encoded count lookups served from the cache and images encoded.
+	Hits, Encoded int
+}
+
+// NewEmbedCache makes a cache for the projector at mmprojPath (loaded as mc). dir may be
+// empty.
+func NewEmbedCache(mc *mtmd.Context, mmprojPath, dir string) (*EmbedCache, error) {
+	c := &EmbedCache{mc: mc, mem: map[string][]float32{}}
+	if dir != "" {
+		key, err := fileKey(mmprojPath)
+		if err != nil {
+			return nil, err
+		}
+		c.dir = filepath.Join(dir, key[:16])
+		if err := os.MkdirAll(c.dir, 0o755); err != nil {
+			return nil, fmt.Errorf("embedding cache: %w", err)
+		}
+	}
+	return c, nil
+}
+
+// fileKey identifies a (possibly large) file by its size and its first and last MiB.
+func fileKey(path string) (string, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return "", err
+	}
+	defer f.Close()
+	st, err := f.Stat()
+	if err != nil {
+		return "", err
+	}
+	h := sha256.New()
+	binary.Write(h, binary.LittleEndian, st.Size())
+	const part = 1 << 20
+	if _, err := io.CopyN(h, f, part); err != nil && err != io.EOF {
+		return "", err
+	}
+	if st.Size() > 2*part {
+		if _, err := f.Seek(-part, io.SeekEnd); err != nil {
+			return "", err
+		}
+		if _, err := io.Copy(h, f); err != nil {
+			return "", err
+		}
+	}
+	return hex.EncodeToString(h.Sum(nil)), nil
+}
+
+// Get returns every embedding row of an image (all its chunks, in order).
+func (c *EmbedCache) Get(path string) ([]float32, error) {
+	raw, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("image %w", err)
+	}
+	sum := sha256.Sum256(raw)
+	key := hex.EncodeToString(sum[:])
+	if e, ok := c.mem[key]; ok {
+		c.Hits++
+		return e, nil
+	}
+	file := ""
+	if c.dir != "" {
+		file = filepath.Join(c.dir, key+".f32")
+		if e, err := readEmbedding(file); err == nil {
+			c.mem[key] = e
+			c.Hits++
+			return e, nil
+		}
+	}
+	im, err := imageio.Decode(raw)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	e, err := c.encode(im)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	c.Encoded++
+	c.mem[key] = e
+	if file != "" {
+		if err := writeEmbedding(file, e); err != nil {
+			return nil, err
+		}
+	}
+	return e, nil
+}
+
+func (c *EmbedCache) encode(im *imageio.RGB) ([]float32, error) {
+	p, err := c.mc.TokenizePrompt(mtmd.DefaultMarker(), []mtmd.Image{{RGB: im.Pix, W: im.W, H: im.H}}, false, true)
+	if err != nil {
+		return nil, err
+	}
+	defer p.Close()
+	var out []float32
+	for i, ch := range p.Chunks {
+		if ch.Kind == mtmd.ChunkText {
+			continue
+		}
+		e, err := p.Encode(i)
+		if err != nil {
+			return nil, err
+		}
+		for _, v := range e.Data {
+			if math.IsNaN(float64(v)) || math.IsInf(float64(v), 0) {
+				return nil, fmt.Errorf("the projector produced a non-finite embedding")
+			}
+		}
+		out = append(out, e.Data...)
+	}
+	return out, nil
+}
+
+const embedMagic = "CALFTEMB"
+
+func writeEmbedding(path string, e []float32) error {
+	buf := make([]byte, len(embedMagic)+8+4*len(e))
+	copy(buf, embedMagic)
+	binary.LittleEndian.PutUint64(buf[len(embedMagic):], uint64(len(e)))
+	for i, v := range e {
+		binary.LittleEndian.PutUint32(buf[len(embedMagic)+8+4*i:], math.Float32bits(v))
+	}
+	tmp, err := os.CreateTemp(filepath.Dir(path), ".emb-*")
+	if err != nil {
+		return fmt.Errorf("embedding cache: %w", err)
+	}
+	if _, err := tmp.Write(buf); err != nil {
+		tmp.Close()
+		os.Remove(tmp.Name())
+		return fmt.Errorf("embedding cache: %w", err)
+	}
+	if err := tmp.Close(); err != nil {
+		os.Remove(tmp.Name())
+		return fmt.Errorf("embedding cache: %w", err)
+	}
+	return os.Rename(tmp.Name(), path)
+}
+
+func readEmbedding(path string) ([]float32, error) {
+	buf, err := os.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	h := len(embedMagic) + 8
+	if len(buf) < h || string(buf[:len(embedMagic)]) != embedMagic {
+		return nil, fmt.Errorf("%s: not a calft embedding", path)
+	}
+	n := binary.LittleEndian.Uint64(buf[len(embedMagic):])
+	if uint64(len(buf)-h) != 4*n {
+		return nil, fmt.Errorf("%s: truncated embedding", path)
+	}
+	out := make([]float32, n)
+	for i := range out {
+		out[i] = math.Float32frombits(binary.LittleEndian.Uint32(buf[h+4*i:]))
+	}
+	return out, nil
+}
+
+// Sequence assembles a sample's decoder input, with its image rows from the cache.
+// The cache may be nil for a sample without images.
+func (c *EmbedCache) Sequence(s *Sample, nEmbd int) (llava.Sequence, error) {
+	seq := llava.Sequence{Tokens: s.Rows}
+	if c == nil && len(s.Images) > 0 {
+		return seq, fmt.Errorf("sample %s has images but no vision projector was loaded", s.ID)
+	}
+	for _, p := range s.Images {
+		e, err := c.Get(p)
+		if err != nil {
+			return seq, fmt.Errorf("sample %s: %w", s.ID, err)
+		}
+		seq.Embd = append(seq.Embd, e...)
+	}
+	if want := seq.NImageRows() * nEmbd; len(seq.Embd) != want {
+		return seq, fmt.Errorf("sample %s: its images gave %d embedding floats, its %d image rows need %d",
+			s.ID, len(seq.Embd), seq.NImageRows(), want)
+	}
+	return seq, nil
+}

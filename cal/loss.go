@@ -105,6 +105,8 @@ type Loss struct {
 	CE     ggml.Tensor // [1, N] per-row cross-entropy
 	Delta  ggml.Tensor // [N] Δ (cal only)
 	Weight ggml.Tensor // [1, N] the weights used
+	ZImg   ggml.Tensor // [1, N] target logits with the image
+	ZNoImg ggml.Tensor // [1, N] target logits with the image hidden (cal only)
 }
 
 // pick gathers each row's target logit: [n_vocab, N] → [1, N], with a gradient.
@@ -130,15 +132,18 @@ func rowCE(ctx *ggml.Context, g *ggml.Graph, d *Detacher, logits, zy ggml.Tensor
 func Build(ctx *ggml.Context, g *ggml.Graph, d *Detacher, obj Objective, logits, logitsNoImg ggml.Tensor, in *LossInputs) Loss {
 	zy := pick(ctx, logits, in.FlatIdx)
 	var l Loss
+	l.ZImg = zy
 	l.CE = rowCE(ctx, g, d, logits, zy)
 	n := in.N
 	switch obj {
 	case CAL:
 		zNo := pick(ctx, logitsNoImg, in.FlatIdx)
+		l.ZNoImg = zNo
 		h := in.opt.half()
 		pad, delta := d.Detach(ctx, g, ctx.Sub(zy, zNo), h)
 		l.Delta = delta
-		c := ctx.Clamp(pad, float32(in.opt.Lo), float32(in.opt.Hi))
+		// ggml's clamp works in place: clamp a copy, so Δ stays readable.
+		c := ctx.Clamp(ctx.Cont(pad), float32(in.opt.Lo), float32(in.opt.Hi))
 		var w ggml.Tensor
 		for k := 0; k <= 2*h; k++ {
 			term := ctx.Mul(ctx.View1D(c, n, 4*k), ctx.View1D(in.Coef, n, 4*n*k))

@@ -65,7 +65,8 @@ func (ctx *Context) Concat(a, b Tensor, dim int) Tensor {
 	return Tensor{C.ggml_concat(ctx.c, a.t, b.t, C.int(dim))}
 }
 
-// Clamp limits every element to [lo, hi] (no gradient).
+// Clamp limits every element to [lo, hi] (no gradient). ggml clamps IN PLACE: the
+// result is a view of a, whose values change too.
 func (ctx *Context) Clamp(a Tensor, lo, hi float32) Tensor {
 	return Tensor{C.ggml_clamp(ctx.c, a.t, C.float(lo), C.float(hi))}
 }

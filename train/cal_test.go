@@ -1,0 +1,216 @@
+package train
+
+import (
+	"math"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/calft/calft/cal"
+	"github.com/calft/calft/data"
+	"github.com/calft/calft/llava"
+	"github.com/calft/calft/tiny"
+)
+
+// calFixture is the tiny model and dataset opened as training would open them.
+func calFixture(t *testing.T) (*Env, []data.Record) {
+	t.Helper()
+	dir := t.TempDir()
+	if err := tiny.Generate(dir, 21); err != nil {
+		t.Fatal(err)
+	}
+	env, err := OpenEnv(EnvOptions{Model: filepath.Join(dir, "base.gguf"), Mmproj: filepath.Join(dir, "mmproj.gguf"), ImageDir: dir, Threads: 2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(env.Close)
+	recs, err := data.Load(filepath.Join(dir, "data.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return env, recs
+}
+
+// packed builds a batch of the given records and its scored rows.
+func packed(t *testing.T, env *Env, recs []data.Record) (*llava.Batch, []*data.Sample, []int32, []cal.Target) {
+	t.Helper()
+	b := &llava.Batch{}
+	var samples []*data.Sample
+	var rows []int32
+	var targets []cal.Target
+	run := 0
+	for i := range recs {
+		s, err := env.Builder.Build(&recs[i])
+		if err != nil {
+			t.Fatal(err)
+		}
+		seq, err := env.Sequence(s)
+		if err != nil {
+			t.Fatal(err)
+		}
+		r, tg, next := s.Scored(int32(b.Rows()), run)
+		run = next
+		rows, targets = append(rows, r...), append(targets, tg...)
+		b.Seqs = append(b.Seqs, seq)
+		samples = append(samples, s)
+	}
+	return b, samples, rows, targets
+}
+
+// reference computes Δ, w and the loss in float64 from logits of independent
+// one-off graphs (all rows, with and without the image).
+func reference(t *testing.T, env *Env, b *llava.Batch, samples []*data.Sample, opt cal.Options) (cal.RefResult, float64) {
+	t.Helper()
+	dec := &llava.Decoder{HP: env.Model.HP, W: &env.Model.W}
+	img, err := llava.ComputeLogits(env.Backend, dec, b, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	noImg, err := llava.ComputeLogits(env.Backend, dec, b, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	V := env.Model.HP.NVocab
+	f64 := func(x []float32) []float64 {
+		out := make([]float64, len(x))
+		for i, v := range x {
+			out[i] = float64(v)
+		}
+		return out
+	}
+	var all cal.RefResult
+	var results []cal.RefResult
+	for si, s := range samples {
+		off := b.Offset(si)
+		var rows []cal.RefRow
+		for i := 0; i+1 < len(s.Rows); i++ {
+			r := off + i
+			rows = append(rows, cal.RefRow{
+				LogitsImg: f64(img[r*V : (r+1)*V]), LogitsNoImg: f64(noImg[r*V : (r+1)*V]),
+				Target: int(s.Rows[i+1]), Supervised: s.Target[i+1],
+			})
+		}
+		res := cal.Reference(rows, opt)
+		results = append(results, res)
+		for i, row := range rows {
+			if row.Supervised {
+				all.Delta = append(all.Delta, res.Delta[i])
+				all.Weight = append(all.Weight, res.Weight[i])
+				all.CE = append(all.CE, res.CE[i])
+			}
+		}
+	}
+	return all, cal.RefLoss(results)
+}
+
+func relDiff(a, b float64) float64 {
+	return math.Abs(a-b) / math.Max(math.Abs(b), 1e-6)
+}
+
+func TestCALMatchesReference(t *testing.T) {
+	env, recs := calFixture(t)
+	// Multi-turn samples (every fourth), text-only ones (the last two) and plain ones.
+	batch, samples, rows, targets := packed(t, env, []data.Record{recs[0], recs[3], recs[5], recs[len(recs)-1]})
+	// The defaults clamp an untrained model's small Δ to 1 everywhere; a wide range
+	// checks the clamp and the smoothing on varied values too.
+	for _, opt := range []cal.Options{cal.Defaults(), {Lo: -2, Hi: 2, Window: 3, Smooth: true}, {Lo: -2, Hi: 2, Window: 5, Smooth: true}, {Lo: -2, Hi: 2, Smooth: false}} {
+		dec := &llava.Decoder{HP: env.Model.HP, W: &env.Model.W}
+		sg, err := NewStepGraph(env.Backend, dec, nil, Shape{Rows: batch.Rows(), Scored: len(rows), Obj: cal.CAL}, opt)
+		if err != nil {
+			t.Fatal(err)
+		}
+		loss, err := sg.Run(batch, rows, targets)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ref, refLoss := reference(t, env, batch, samples, opt)
+		delta, w := sg.Loss.Delta.F32(), sg.Loss.Weight.F32()
+		var worstD, worstW float64
+		var spread bool
+		for i := range ref.Delta {
+			worstD = math.Max(worstD, math.Abs(float64(delta[i])-ref.Delta[i])/math.Max(1, math.Abs(ref.Delta[i])))
+			worstW = math.Max(worstW, relDiff(float64(w[i]), ref.Weight[i]))
+			spread = spread || math.Abs(ref.Weight[i]-ref.Weight[0]) > 1e-3
+		}
+		rl := relDiff(loss, refLoss)
+		t.Logf("%+v: %d targets, worst Δ error %.2e, worst w error %.2e, loss %.6f vs %.6f (rel %.2e)", opt, len(ref.Delta), worstD, worstW, loss, refLoss, rl)
+		if worstD > 1e-4 || worstW > 1e-4 || rl > 1e-4 {
+			t.Errorf("%+v: ggml and the float64 reference differ beyond 1e-4", opt)
+		}
+		if opt.Lo < 0 && !spread {
+			t.Errorf("%+v: all weights equal; the check would not see smoothing mistakes", opt)
+		}
+		sg.Close()
+	}
+}
+
+func TestCALWithUnitWeightsIsCE(t *testing.T) {
+	env, recs := calFixture(t)
+	batch, _, rows, targets := packed(t, env, recs[:3])
+	dec := &llava.Decoder{HP: env.Model.HP, W: &env.Model.W}
+	loss := func(obj cal.Objective, opt cal.Options) float64 {
+		sg, err := NewStepGraph(env.Backend, dec, nil, Shape{Rows: batch.Rows(), Scored: len(rows), Obj: obj}, opt)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer sg.Close()
+		l, err := sg.Run(batch, rows, targets)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return l
+	}
+	lc := loss(cal.CAL, cal.Options{Lo: 1, Hi: 1, Window: 3, Smooth: true})
+	le := loss(cal.CE, cal.Defaults())
+	t.Logf("cal with w≡1: %.7f, ce: %.7f", lc, le)
+	if relDiff(lc, le) > 1e-5 {
+		t.Errorf("CAL with unit weights %.7f ≠ CE %.7f", lc, le)
+	}
+}
+
+func TestCALEdgeCases(t *testing.T) {
+	env, recs := calFixture(t)
+	dec := &llava.Decoder{HP: env.Model.HP, W: &env.Model.W}
+	run := func(b *llava.Batch, rows []int32, targets []cal.Target, nScored int) (float64, []float32) {
+		sg, err := NewStepGraph(env.Backend, dec, nil, Shape{Rows: b.Rows(), Scored: nScored, Obj: cal.CAL}, cal.Defaults())
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer sg.Close()
+		l, err := sg.Run(b, rows, targets)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return l, sg.Loss.Weight.F32()
+	}
+	// No supervised token: the scored rows are all padding.
+	b, _, _, _ := packed(t, env, recs[:1])
+	if l, _ := run(b, nil, nil, 4); l != 0 || math.IsNaN(l) {
+		t.Errorf("zero supervised tokens: loss %v, want 0", l)
+	}
+	// A text-only sample: nothing to hide, Δ = 0, every weight = lo.
+	textOnly := recs[len(recs)-1]
+	if len(textOnly.Images) != 0 {
+		t.Fatal("the tiny dataset's last sample should be text-only")
+	}
+	b, _, rows, targets := packed(t, env, []data.Record{textOnly})
+	l, w := run(b, rows, targets, len(rows))
+	for i := range rows {
+		if w[i] != 1 {
+			t.Errorf("text-only sample: weight %v at %d, want lo = 1", w[i], i)
+		}
+	}
+	if math.IsNaN(l) || math.IsInf(l, 0) {
+		t.Errorf("text-only sample: loss %v", l)
+	}
+	// A very long answer.
+	long := recs[0]
+	long.Conversations = append([]data.Turn(nil), long.Conversations...)
+	long.Conversations[1].Value = strings.Repeat("a red circle on the left. ", 40)
+	b, _, rows, targets = packed(t, env, []data.Record{long})
+	l, _ = run(b, rows, targets, len(rows))
+	t.Logf("long answer: %d rows, %d targets, loss %.4f", b.Rows(), len(rows), l)
+	if math.IsNaN(l) || math.IsInf(l, 0) || len(rows) < 250 {
+		t.Errorf("long answer: %d targets, loss %v", len(rows), l)
+	}
+}

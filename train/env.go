@@ -1,0 +1,122 @@
+package train
+
+import (
+	"fmt"
+	"os"
+
+	"github.com/calft/calft/bindings/ggml"
+	"github.com/calft/calft/bindings/llama"
+	"github.com/calft/calft/bindings/mtmd"
+	"github.com/calft/calft/data"
+	"github.com/calft/calft/gguf"
+	"github.com/calft/calft/llava"
+)
+
+// EnvOptions name the model files and how to read the data.
+type EnvOptions struct {
+	Model    string // text model GGUF
+	Mmproj   string // vision projector GGUF; "" for text-only data
+	Template string // chat template text or llama.cpp name; "" uses the model's
+	ImageDir string
+	CacheDir string // image embedding cache; "" keeps it in memory
+	Threads  int
+	Backend  string // "cpu" (default) or "auto"
+	MaxRows  int    // longest sample; 0: the model's training context
+}
+
+// Env is everything loaded once for scoring or training: calft's decoder weights on the
+// backend, libllama's tokenizer and chat template, mtmd and the image embedding cache.
+type Env struct {
+	Backend *ggml.Backend
+	Model   *llava.Model
+	Vocab   *llama.Model
+	Mtmd    *mtmd.Context
+	Builder *data.Builder
+	Cache   *data.EmbedCache
+}
+
+// OpenEnv validates the files in Go (llama.cpp aborts on some bad files), then loads them.
+func OpenEnv(o EnvOptions) (*Env, error) {
+	for _, p := range []string{o.Model, o.Mmproj} {
+		if p == "" {
+			continue
+		}
+		if _, err := os.Stat(p); err != nil {
+			return nil, fmt.Errorf("model file %w", err)
+		}
+	}
+	info, err := gguf.CheckTextModel(o.Model)
+	if err != nil {
+		return nil, err
+	}
+	if o.Mmproj != "" {
+		mm, err := gguf.CheckMmproj(o.Mmproj)
+		if err != nil {
+			return nil, err
+		}
+		if err := gguf.CheckMmprojForModel(mm, info); err != nil {
+			return nil, err
+		}
+	}
+	e := &Env{}
+	ok := false
+	defer func() {
+		if !ok {
+			e.Close()
+		}
+	}()
+	if e.Backend, err = ggml.NewBackend(o.Backend, o.Threads); err != nil {
+		return nil, err
+	}
+	if e.Model, err = llava.Load(o.Model, e.Backend); err != nil {
+		return nil, err
+	}
+	// libllama maps the same file for the tokenizer and for mtmd (which needs the text
+	// model's width); with mmap its weights cost address space, not memory.
+	if e.Vocab, err = llama.LoadModel(o.Model, llama.ModelParams{UseMmap: true}); err != nil {
+		return nil, err
+	}
+	if o.Mmproj != "" {
+		if e.Mtmd, err = mtmd.Init(o.Mmproj, e.Vocab, mtmd.Params{NThreads: o.Threads}); err != nil {
+			return nil, err
+		}
+		if e.Cache, err = data.NewEmbedCache(e.Mtmd, o.Mmproj, o.CacheDir); err != nil {
+			return nil, err
+		}
+	}
+	tmpl := o.Template
+	if tmpl == "" {
+		tmpl = e.Vocab.ChatTemplate()
+	}
+	if tmpl == "" {
+		return nil, fmt.Errorf("%s has no chat template; name one with --template (e.g. chatml, vicuna, llama3)", o.Model)
+	}
+	maxRows := o.MaxRows
+	if maxRows <= 0 {
+		maxRows = e.Model.HP.NCtxTrain
+	}
+	e.Builder = &data.Builder{Vocab: e.Vocab, Mtmd: e.Mtmd, Template: tmpl, MaxRows: maxRows, ImageDir: o.ImageDir}
+	ok = true
+	return e, nil
+}
+
+// Sequence assembles a built sample's decoder input.
+func (e *Env) Sequence(s *data.Sample) (llava.Sequence, error) {
+	return e.Cache.Sequence(s, e.Model.HP.NEmbd)
+}
+
+// Close frees everything.
+func (e *Env) Close() {
+	if e.Mtmd != nil {
+		e.Mtmd.Close()
+	}
+	if e.Vocab != nil {
+		e.Vocab.Close()
+	}
+	if e.Model != nil {
+		e.Model.Close()
+	}
+	if e.Backend != nil {
+		e.Backend.Close()
+	}
+}

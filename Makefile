@@ -28,7 +28,9 @@ vet: deps
 	$(GO) vet ./...
 
 test: build fmt-check vet
-	$(GO) test -count=1 -timeout $(TEST_TIMEOUT) ./...
+	@# One test binary at a time: each runs ggml on every core, and two at once make
+	@# ggml's spinning threads wait on each other (tens of times slower).
+	$(GO) test -count=1 -p 1 -timeout $(TEST_TIMEOUT) ./...
 
 demo: build
 	./bin/calft demo --out out/demo

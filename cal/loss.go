@@ -157,6 +157,13 @@ func Build(ctx *ggml.Context, g *ggml.Graph, d *Detacher, obj Objective, logits,
 	default:
 		l.Weight = ctx.Reshape(in.Weight, 1, n)
 	}
+	// The per-row values are read back after the compute: as outputs, the graph allocator
+	// does not reuse their memory for later nodes.
+	for _, t := range []ggml.Tensor{l.CE, l.Weight, l.ZImg, l.ZNoImg} {
+		if !t.Nil() {
+			t.SetOutput()
+		}
+	}
 	num := ctx.Sum(ctx.Mul(l.CE, l.Weight))
 	// Σ w is 0 only when nothing is supervised; the clamp keeps 0/0 from becoming NaN.
 	den := ctx.Clamp(ctx.Sum(l.Weight), 1e-20, 3e38)

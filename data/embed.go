@@ -12,6 +12,7 @@ import (
 
 	"github.com/calft/calft/bindings/mtmd"
 	"github.com/calft/calft/imageio"
+	"github.com/calft/calft/internal/fsutil"
 	"github.com/calft/calft/llava"
 )
 
@@ -144,20 +145,10 @@ func writeEmbedding(path string, e []float32) error {
 	for i, v := range e {
 		binary.LittleEndian.PutUint32(buf[len(embedMagic)+8+4*i:], math.Float32bits(v))
 	}
-	tmp, err := os.CreateTemp(filepath.Dir(path), ".emb-*")
-	if err != nil {
+	if err := fsutil.WriteFileAtomic(path, buf); err != nil {
 		return fmt.Errorf("embedding cache: %w", err)
 	}
-	if _, err := tmp.Write(buf); err != nil {
-		tmp.Close()
-		os.Remove(tmp.Name())
-		return fmt.Errorf("embedding cache: %w", err)
-	}
-	if err := tmp.Close(); err != nil {
-		os.Remove(tmp.Name())
-		return fmt.Errorf("embedding cache: %w", err)
-	}
-	return os.Rename(tmp.Name(), path)
+	return nil
 }
 
 func readEmbedding(path string) ([]float32, error) {

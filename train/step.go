@@ -57,8 +57,6 @@ func NewStepGraph(be *ggml.Backend, dec *llava.Decoder, opt *Optimizer, sh Shape
 	}
 	logits := dec.Forward(s.ctx, s.in, false)
 	s.Loss = cal.Build(s.ctx, s.g, s.det, sh.Obj, logits, noImg, s.li)
-	s.Loss.CE.SetOutput()
-	s.Loss.Weight.SetOutput()
 	if sh.Backward {
 		if opt == nil {
 			cleanup()

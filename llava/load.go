@@ -117,8 +117,36 @@ func (m *Model) Close() {
 	m.ctx.Close()
 }
 
+// LoadOptions control how Load places the weights.
+type LoadOptions struct {
+	// Trainable prepares the weights for a backward pass. The backward of a product with
+	// a frozen weight W is ggml's out_prod(W, dY), and what out_prod accepts sets what a
+	// training graph can run on:
+	//   - F32: always (every backend).
+	//   - quantized types (Q8_0, Q4_0, K-quants, …): on the CPU backend, which dequantizes
+	//     rows inside out_prod; GPU backends' out_prod takes F32 only.
+	//   - F16 and BF16: never (the CPU kernel aborts), so Trainable converts them to F32 on
+	//     load, at twice the memory. token_embd is converted only when it is also the
+	//     output layer (tied): otherwise it feeds get_rows alone, which needs no out_prod.
+	// Without Trainable every tensor keeps its file type, which is right for inference.
+	Trainable bool
+}
+
 // Load reads a GGUF text model onto backend be, keeping every tensor's type.
 func Load(path string, be *ggml.Backend) (*Model, error) {
+	return LoadWith(path, be, LoadOptions{})
+}
+
+// toF32 reports whether LoadWith converts a tensor of type t to F32 (see LoadOptions).
+func (o LoadOptions) toF32(name string, t gguf.DType, tied bool) bool {
+	if !o.Trainable || (t != gguf.F16 && t != gguf.BF16) {
+		return false
+	}
+	return name != "token_embd.weight" || tied
+}
+
+// LoadWith reads a GGUF text model onto backend be as opt says.
+func LoadWith(path string, be *ggml.Backend, opt LoadOptions) (*Model, error) {
 	f, err := gguf.Open(path)
 	if err != nil {
 		return nil, err
@@ -133,6 +161,7 @@ func Load(path string, be *ggml.Backend) (*Model, error) {
 	m.ctx = ggml.NewContext((len(f.Tensors)+8)*ggml.TensorOverhead(), true)
 
 	var names []string
+	convert := map[string]bool{}
 	declare := func(name string, optional bool, want ...int) (ggml.Tensor, error) {
 		ti, ok := f.Tensor(name)
 		if !ok {
@@ -149,7 +178,12 @@ func Load(path string, be *ggml.Backend) (*Model, error) {
 			return ggml.Tensor{}, fmt.Errorf("%s: tensor %s has shape %v, the hyper-parameters need %v", path, name, ne, want)
 		}
 		names = append(names, name)
-		return m.ctx.NewTensor(ggml.Type(ti.Type), ne...).SetName(name), nil
+		typ := ggml.Type(ti.Type)
+		if opt.toF32(name, ti.Type, hp.Tied) {
+			convert[name] = true
+			typ = ggml.TypeF32
+		}
+		return m.ctx.NewTensor(typ, ne...).SetName(name), nil
 	}
 	nKV := hp.NHeadKV * hp.HeadDim
 	must := func(t ggml.Tensor, e error) ggml.Tensor {
@@ -192,6 +226,15 @@ func Load(path string, be *ggml.Backend) (*Model, error) {
 		return nil, fmt.Errorf("%s: %w", path, err)
 	}
 	for _, name := range names {
+		if convert[name] {
+			v, err := f.TensorF32(name)
+			if err != nil {
+				m.Close()
+				return nil, err
+			}
+			m.tensor(name).SetF32(v)
+			continue
+		}
 		data, err := f.TensorData(name)
 		if err != nil {
 			m.Close()

@@ -68,7 +68,7 @@ func OpenEnv(o EnvOptions) (*Env, error) {
 	if e.Backend, err = ggml.NewBackend(o.Backend, o.Threads); err != nil {
 		return nil, err
 	}
-	if e.Model, err = llava.Load(o.Model, e.Backend); err != nil {
+	if e.Model, err = llava.LoadWith(o.Model, e.Backend, llava.LoadOptions{Trainable: true}); err != nil {
 		return nil, err
 	}
 	// libllama maps the same file for the tokenizer and for mtmd (which needs the text

@@ -25,7 +25,7 @@ type sample struct {
 
 // tinySampleWith builds "<prompt with image> answer" on a tiny model generated with o and
 // loaded with lo, supervising the answer tokens.
-func tinySampleWith(t *testing.T, o tiny.Options, lo llava.LoadOptions) (*llava.Model, *ggml.Backend, sample) {
+func tinySampleWith(t testing.TB, o tiny.Options, lo llava.LoadOptions) (*llava.Model, *ggml.Backend, sample) {
 	t.Helper()
 	dir := t.TempDir()
 	if err := tiny.GenerateWith(dir, o); err != nil {
@@ -36,7 +36,7 @@ func tinySampleWith(t *testing.T, o tiny.Options, lo llava.LoadOptions) (*llava.
 
 // tinySampleIn is tinySampleWith on an already generated directory, with the text model
 // read from dir/base.
-func tinySampleIn(t *testing.T, dir, base string, lo llava.LoadOptions) (*llava.Model, *ggml.Backend, sample) {
+func tinySampleIn(t testing.TB, dir, base string, lo llava.LoadOptions) (*llava.Model, *ggml.Backend, sample) {
 	t.Helper()
 	be, err := ggml.NewBackend("cpu", 0)
 	if err != nil {

@@ -102,6 +102,7 @@ func (li *LossInputs) Set(nVocab int, targets []Target) error {
 // Loss is the built loss and the per-row values worth reading back.
 type Loss struct {
 	Value  ggml.Tensor // scalar Σ w·CE / Σ w, marked as the loss
+	// The per-row values below are copies in leaves of their own, readable after a compute.
 	CE     ggml.Tensor // [1, N] per-row cross-entropy
 	Delta  ggml.Tensor // [N] Δ (cal only)
 	Weight ggml.Tensor // [1, N] the weights used
@@ -157,17 +158,20 @@ func Build(ctx *ggml.Context, g *ggml.Graph, d *Detacher, obj Objective, logits,
 	default:
 		l.Weight = ctx.Reshape(in.Weight, 1, n)
 	}
-	// The per-row values are read back after the compute: as outputs, the graph allocator
-	// does not reuse their memory for later nodes.
-	for _, t := range []ggml.Tensor{l.CE, l.Weight, l.ZImg, l.ZNoImg} {
-		if !t.Nil() {
-			t.SetOutput()
-		}
-	}
+	// The weights are constants of the gradient, and they are read back after the
+	// compute: a leaf of their own gives both (flagging a node as an output did not keep
+	// the backward pass from reusing its memory).
+	l.Weight, _ = d.Detach(ctx, g, l.Weight, 0)
 	num := ctx.Sum(ctx.Mul(l.CE, l.Weight))
 	// Σ w is 0 only when nothing is supervised; the clamp keeps 0/0 from becoming NaN.
 	den := ctx.Clamp(ctx.Sum(l.Weight), 1e-20, 3e38)
 	l.Value = ctx.Div(num, den).SetName("loss").SetLoss()
 	g.Expand(l.Value)
+	// Copies for reading back, made before the backward pass can touch the originals.
+	l.CE, _ = d.Detach(ctx, g, l.CE, 0)
+	l.ZImg, _ = d.Detach(ctx, g, l.ZImg, 0)
+	if !l.ZNoImg.Nil() {
+		l.ZNoImg, _ = d.Detach(ctx, g, l.ZNoImg, 0)
+	}
 	return l
 }

@@ -42,7 +42,7 @@ func NewStepGraph(be *ggml.Backend, dec *llava.Decoder, opt *Optimizer, sh Shape
 	s := &StepGraph{Shape: sh, hp: dec.HP, be: be}
 	s.ctx = ggml.NewContext(3*size*ggml.TensorOverhead()+ggml.GraphOverhead(size, sh.Backward), true)
 	s.g = s.ctx.NewGraph(size, sh.Backward)
-	s.det = cal.NewDetacher(8)
+	s.det = cal.NewDetacher(16)
 	cleanup := func() {
 		s.det.Close()
 		s.ctx.Close()

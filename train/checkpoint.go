@@ -1,0 +1,180 @@
+package train
+
+import (
+	"encoding/binary"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"math"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+
+	"github.com/calft/calft/gguf"
+	"github.com/calft/calft/internal/fsutil"
+	"github.com/calft/calft/lora"
+)
+
+// A checkpoint is a folder under OUT/checkpoints holding everything a run needs to go on
+// exactly where it stopped: the adapter, the AdamW moments, the step (which fixes the
+// position in the data order) and the configuration. It is written under a temporary
+// name and renamed, and OUT/checkpoints/latest names the newest complete one.
+const (
+	checkpointsDir = "checkpoints"
+	latestFile     = "latest"
+	keepCheckpoint = 2
+)
+
+type checkpointState struct {
+	Step    int    `json:"step"`     // optimizer steps done
+	OptStep int    `json:"opt_step"` // AdamW's step counter
+	Total   int    `json:"total_steps"`
+	Config  Config `json:"config"`
+}
+
+func checkpointRoot(out string) string { return filepath.Join(out, checkpointsDir) }
+
+// saveCheckpoint writes the state after step optimizer steps.
+func saveCheckpoint(out string, arch string, ad *lora.Adapter, opt *Optimizer, st checkpointState) (string, error) {
+	root := checkpointRoot(out)
+	if err := os.MkdirAll(root, 0o755); err != nil {
+		return "", err
+	}
+	name := fmt.Sprintf("step-%07d", st.Step)
+	tmp, err := os.MkdirTemp(root, ".tmp-"+name+"-")
+	if err != nil {
+		return "", err
+	}
+	defer os.RemoveAll(tmp)
+	if err := ad.ToHost(arch).Save(filepath.Join(tmp, "adapter.gguf"), gguf.F32); err != nil {
+		return "", err
+	}
+	m, v := opt.Moments()
+	if err := fsutil.WriteFileAtomic(filepath.Join(tmp, "optimizer.bin"), encodeMoments(m, v)); err != nil {
+		return "", err
+	}
+	js, err := json.MarshalIndent(st, "", "  ")
+	if err != nil {
+		return "", err
+	}
+	if err := fsutil.WriteFileAtomic(filepath.Join(tmp, "state.json"), js); err != nil {
+		return "", err
+	}
+	final := filepath.Join(root, name)
+	os.RemoveAll(final)
+	if err := os.Rename(tmp, final); err != nil {
+		return "", err
+	}
+	if err := fsutil.WriteFileAtomic(filepath.Join(root, latestFile), []byte(name+"\n")); err != nil {
+		return "", err
+	}
+	pruneCheckpoints(root, name)
+	return final, nil
+}
+
+// pruneCheckpoints keeps the newest few complete checkpoints.
+func pruneCheckpoints(root, latest string) {
+	entries, _ := os.ReadDir(root)
+	var names []string
+	for _, e := range entries {
+		if e.IsDir() && strings.HasPrefix(e.Name(), "step-") {
+			names = append(names, e.Name())
+		}
+	}
+	sort.Strings(names)
+	for len(names) > keepCheckpoint {
+		if names[0] != latest {
+			os.RemoveAll(filepath.Join(root, names[0]))
+		}
+		names = names[1:]
+	}
+}
+
+// latestCheckpoint returns the newest complete checkpoint folder, or "".
+func latestCheckpoint(out string) (string, error) {
+	b, err := os.ReadFile(filepath.Join(checkpointRoot(out), latestFile))
+	if errors.Is(err, os.ErrNotExist) {
+		return "", nil
+	}
+	if err != nil {
+		return "", err
+	}
+	return filepath.Join(checkpointRoot(out), strings.TrimSpace(string(b))), nil
+}
+
+// loadCheckpoint reads a checkpoint's state, adapter and moments.
+func loadCheckpoint(dir string) (*checkpointState, *lora.HostAdapter, [][]float32, [][]float32, error) {
+	js, err := os.ReadFile(filepath.Join(dir, "state.json"))
+	if err != nil {
+		return nil, nil, nil, nil, fmt.Errorf("checkpoint %s: %w", dir, err)
+	}
+	var st checkpointState
+	if err := json.Unmarshal(js, &st); err != nil {
+		return nil, nil, nil, nil, fmt.Errorf("checkpoint %s: state.json: %v", dir, err)
+	}
+	h, err := lora.Read(filepath.Join(dir, "adapter.gguf"))
+	if err != nil {
+		return nil, nil, nil, nil, err
+	}
+	raw, err := os.ReadFile(filepath.Join(dir, "optimizer.bin"))
+	if err != nil {
+		return nil, nil, nil, nil, fmt.Errorf("checkpoint %s: %w", dir, err)
+	}
+	m, v, err := decodeMoments(raw)
+	if err != nil {
+		return nil, nil, nil, nil, fmt.Errorf("checkpoint %s: optimizer.bin: %v", dir, err)
+	}
+	return &st, h, m, v, nil
+}
+
+// encodeMoments stores m and v: a count, then per tensor its length and floats.
+func encodeMoments(m, v [][]float32) []byte {
+	var b []byte
+	b = binary.LittleEndian.AppendUint32(b, uint32(len(m)))
+	for _, set := range [][][]float32{m, v} {
+		for _, t := range set {
+			b = binary.LittleEndian.AppendUint32(b, uint32(len(t)))
+			for _, x := range t {
+				b = binary.LittleEndian.AppendUint32(b, math.Float32bits(x))
+			}
+		}
+	}
+	return b
+}
+
+func decodeMoments(b []byte) (m, v [][]float32, err error) {
+	read := func() (uint32, bool) {
+		if len(b) < 4 {
+			return 0, false
+		}
+		x := binary.LittleEndian.Uint32(b)
+		b = b[4:]
+		return x, true
+	}
+	n, ok := read()
+	if !ok {
+		return nil, nil, errors.New("truncated")
+	}
+	for s := 0; s < 2; s++ {
+		var set [][]float32
+		for i := 0; i < int(n); i++ {
+			l, ok := read()
+			if !ok || len(b) < 4*int(l) {
+				return nil, nil, errors.New("truncated")
+			}
+			t := make([]float32, l)
+			for j := range t {
+				x, _ := read()
+				t[j] = math.Float32frombits(x)
+			}
+			set = append(set, t)
+		}
+		if s == 0 {
+			m = set
+		} else {
+			v = set
+		}
+	}
+	return m, v, nil
+}

@@ -1,0 +1,129 @@
+package train
+
+import (
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"strings"
+
+	"github.com/calft/calft/data"
+	"github.com/calft/calft/llava"
+)
+
+// Dataset is a run's built samples and what was left out.
+type Dataset struct {
+	Train, Val []*data.Sample
+	Skipped    []error
+}
+
+// buildAll builds records into samples; with onError "fail" the first problem stops,
+// with "skip" problems are collected and the sample left out.
+func (e *Env) buildAll(recs []data.Record, onError string) ([]*data.Sample, []error, error) {
+	var out []*data.Sample
+	var skipped []error
+	for i := range recs {
+		s, err := e.Builder.Build(&recs[i])
+		if err != nil {
+			if onError == "fail" {
+				return nil, nil, fmt.Errorf("%w (use --on-error skip to leave such samples out)", err)
+			}
+			skipped = append(skipped, err)
+			continue
+		}
+		out = append(out, s)
+	}
+	return out, skipped, nil
+}
+
+// LoadDataset reads and builds the training (and validation) data of a run.
+func (e *Env) LoadDataset(c *Config) (*Dataset, error) {
+	recs, err := data.Load(c.Data)
+	if err != nil {
+		return nil, err
+	}
+	ds := &Dataset{}
+	all, skipped, err := e.buildAll(recs, c.OnError)
+	if err != nil {
+		return nil, err
+	}
+	ds.Skipped = skipped
+	switch {
+	case c.ValData != "":
+		vrecs, err := data.Load(c.ValData)
+		if err != nil {
+			return nil, err
+		}
+		val, vskipped, err := e.buildAll(vrecs, c.OnError)
+		if err != nil {
+			return nil, err
+		}
+		ds.Train, ds.Val = all, val
+		ds.Skipped = append(ds.Skipped, vskipped...)
+	case c.ValSplit > 0:
+		// A fixed shuffle of the seed chooses the held-out samples.
+		idx := rand.New(rand.NewPCG(c.Seed, 0x5e11)).Perm(len(all))
+		nVal := max(1, int(float64(len(all))*c.ValSplit))
+		for k, i := range idx {
+			if k < nVal {
+				ds.Val = append(ds.Val, all[i])
+			} else {
+				ds.Train = append(ds.Train, all[i])
+			}
+		}
+	default:
+		ds.Train = all
+	}
+	if len(ds.Train) == 0 {
+		var b strings.Builder
+		for _, e := range ds.Skipped {
+			fmt.Fprintf(&b, "\n  %v", e)
+		}
+		return nil, fmt.Errorf("%s: no usable training sample (%d skipped)%s", c.Data, len(ds.Skipped), b.String())
+	}
+	return ds, nil
+}
+
+// order is the sample order of an epoch: a permutation fixed by the seed and the epoch,
+// so a resumed run sees exactly the samples an uninterrupted one would.
+func order(seed uint64, epoch, n int) []int {
+	return rand.New(rand.NewPCG(seed, uint64(epoch)+1)).Perm(n)
+}
+
+// Inspect renders a sample for a person: text with the supervised tokens in [[ ]], image
+// rows as a block, and counts.
+func Inspect(w io.Writer, e *Env, s *data.Sample) error {
+	fmt.Fprintf(w, "sample %s: %d rows, %d supervised tokens, %d image(s)\n", s.ID, len(s.Rows), s.NTargets(), len(s.Images))
+	var b strings.Builder
+	open := false
+	for i := 0; i < len(s.Rows); i++ {
+		if s.Rows[i] == llava.ImageRow {
+			j := i
+			for j < len(s.Rows) && s.Rows[j] == llava.ImageRow {
+				j++
+			}
+			fmt.Fprintf(&b, "<image: rows %d-%d>", i, j-1)
+			i = j - 1
+			continue
+		}
+		if s.Target[i] && !open {
+			b.WriteString("[[")
+			open = true
+		} else if !s.Target[i] && open {
+			b.WriteString("]]")
+			open = false
+		}
+		p, err := e.Vocab.TokenToPiece(s.Rows[i], true)
+		if err != nil {
+			return err
+		}
+		b.WriteString(p)
+	}
+	if open {
+		b.WriteString("]]")
+	}
+	fmt.Fprintf(w, "%s\n", b.String())
+	for i, p := range s.Images {
+		fmt.Fprintf(w, "  image %d: %s\n", i, p)
+	}
+	return nil
+}

@@ -101,7 +101,7 @@ func (li *LossInputs) Set(nVocab int, targets []Target) error {
 
 // Loss is the built loss and the per-row values worth reading back.
 type Loss struct {
-	Value  ggml.Tensor // scalar Σ w·CE / Σ w, marked as the loss
+	Value ggml.Tensor // scalar Σ w·CE / Σ w, marked as the loss
 	// The per-row values below are copies in leaves of their own, readable after a compute.
 	CE     ggml.Tensor // [1, N] per-row cross-entropy
 	Delta  ggml.Tensor // [N] Δ (cal only)

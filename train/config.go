@@ -26,9 +26,10 @@ type Config struct {
 	CALWindow int     `mapstructure:"cal-window" json:"cal_window"`
 	CALSmooth bool    `mapstructure:"cal-smooth" json:"cal_smooth"`
 
-	Rank    int      `mapstructure:"rank" json:"rank"`
-	Alpha   float64  `mapstructure:"alpha" json:"alpha"`
-	Targets []string `mapstructure:"targets" json:"targets"`
+	InitAdapter string   `mapstructure:"init-adapter" json:"init_adapter"` // start from this adapter instead of a fresh one
+	Rank        int      `mapstructure:"rank" json:"rank"`
+	Alpha       float64  `mapstructure:"alpha" json:"alpha"`
+	Targets     []string `mapstructure:"targets" json:"targets"`
 
 	Steps       int     `mapstructure:"steps" json:"steps"`
 	Epochs      int     `mapstructure:"epochs" json:"epochs"`

@@ -53,6 +53,12 @@ func (e *Env) LoadDataset(c *Config) (*Dataset, error) {
 		if err != nil {
 			return nil, err
 		}
+		// Without --image-dir, each data file's images are relative to its own folder.
+		if c.ImageDir == "" {
+			saved := e.Builder.ImageDir
+			e.Builder.ImageDir = data.DefaultImageDir(c.ValData)
+			defer func() { e.Builder.ImageDir = saved }()
+		}
 		val, vskipped, err := e.buildAll(vrecs, c.OnError)
 		if err != nil {
 			return nil, err

@@ -110,6 +110,18 @@ func Run(ctx context.Context, c Config, o Options) (*Summary, error) {
 	}
 	defer ad.Close()
 	ad.InitStandard(c.Seed)
+	if c.InitAdapter != "" {
+		h, err := lora.Read(c.InitAdapter)
+		if err != nil {
+			return nil, err
+		}
+		if h.Arch != env.Model.HP.Arch {
+			return nil, fmt.Errorf("--init-adapter %s is for %q, the model is %q", c.InitAdapter, h.Arch, env.Model.HP.Arch)
+		}
+		if err := ad.FromHost(h); err != nil {
+			return nil, fmt.Errorf("--init-adapter %s does not fit this run's rank and targets: %w", c.InitAdapter, err)
+		}
+	}
 	params := ad.Params()
 	for _, p := range params {
 		p.SetParam()
@@ -330,7 +342,7 @@ func resume(c *Config, ad *lora.Adapter, opt *Optimizer, total int) (int, error)
 		{"model", a.Model, b.Model}, {"mmproj", a.Mmproj, b.Mmproj}, {"data", a.Data, b.Data}, {"val-data", a.ValData, b.ValData},
 		{"val-split", a.ValSplit, b.ValSplit}, {"objective", a.Objective, b.Objective}, {"cal-lo", a.CALLo, b.CALLo},
 		{"cal-hi", a.CALHi, b.CALHi}, {"cal-window", a.CALWindow, b.CALWindow}, {"cal-smooth", a.CALSmooth, b.CALSmooth},
-		{"rank", a.Rank, b.Rank}, {"alpha", a.Alpha, b.Alpha}, {"targets", a.Targets, b.Targets}, {"steps", a.Steps, b.Steps},
+		{"init-adapter", a.InitAdapter, b.InitAdapter}, {"rank", a.Rank, b.Rank}, {"alpha", a.Alpha, b.Alpha}, {"targets", a.Targets, b.Targets}, {"steps", a.Steps, b.Steps},
 		{"epochs", a.Epochs, b.Epochs}, {"batch", a.Batch, b.Batch}, {"accum", a.Accum, b.Accum}, {"lr", a.LR, b.LR},
 		{"beta1", a.Beta1, b.Beta1}, {"beta2", a.Beta2, b.Beta2}, {"eps", a.Eps, b.Eps}, {"weight-decay", a.WeightDecay, b.WeightDecay},
 		{"warmup", a.Warmup, b.Warmup}, {"schedule", a.Schedule, b.Schedule}, {"clip", a.Clip, b.Clip}, {"seed", a.Seed, b.Seed},

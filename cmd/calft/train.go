@@ -38,6 +38,7 @@ func trainFlags(f *pflag.FlagSet) {
 	f.Float64("cal-hi", d.CALHi, "CAL: upper clamp of Δ")
 	f.Int("cal-window", d.CALWindow, "CAL: moving-average width within a run of answer tokens (odd)")
 	f.Bool("cal-smooth", d.CALSmooth, "CAL: smooth the weights (--cal-smooth=false turns it off)")
+	f.String("init-adapter", "", "start from this adapter (same rank and targets) instead of a fresh one")
 	f.Int("rank", d.Rank, "LoRA rank")
 	f.Float64("alpha", d.Alpha, "LoRA alpha (the update is scaled by alpha/rank)")
 	f.StringSlice("targets", nil, "LoRA targets: attn_q,attn_k,attn_v,attn_output,ffn_gate,ffn_up,ffn_down, PEFT names, attn, mlp or all (default all seven)")

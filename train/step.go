@@ -22,6 +22,9 @@ type Shape struct {
 type StepGraph struct {
 	Shape Shape
 	Loss  cal.Loss
+	// Phases are node-index boundaries: [0, Phases[0]) the decoder's forward pass(es),
+	// [Phases[0], Phases[1]) the loss, [Phases[1], NNodes) the backward pass.
+	Phases [2]int
 
 	hp    llava.HParams
 	be    *ggml.Backend
@@ -56,7 +59,13 @@ func NewStepGraph(be *ggml.Backend, dec *llava.Decoder, opt *Optimizer, sh Shape
 		noImg = dec.Forward(s.ctx, s.in, true)
 	}
 	logits := dec.Forward(s.ctx, s.in, false)
+	if calPass {
+		s.g.Expand(noImg)
+	}
+	s.g.Expand(logits)
+	s.Phases[0] = s.g.NNodes()
 	s.Loss = cal.Build(s.ctx, s.g, s.det, sh.Obj, logits, noImg, s.li)
+	s.Phases[1] = s.g.NNodes()
 	if sh.Backward {
 		if opt == nil {
 			cleanup()
@@ -81,6 +90,9 @@ func NewStepGraph(be *ggml.Backend, dec *llava.Decoder, opt *Optimizer, sh Shape
 	return s, nil
 }
 
+// Graph is the built graph (for profiling).
+func (s *StepGraph) Graph() *ggml.Graph { return s.g }
+
 // Close frees the graph.
 func (s *StepGraph) Close() {
 	s.alloc.Close()
@@ -92,26 +104,34 @@ func (s *StepGraph) Close() {
 // gradients added into the accumulators. outRows are the packed rows whose logits are
 // scored and targets their target tokens (at most Shape.Scored; the rest is padding).
 func (s *StepGraph) Run(b *llava.Batch, outRows []int32, targets []cal.Target) (float64, error) {
+	if err := s.SetInputs(b, outRows, targets); err != nil {
+		return 0, err
+	}
+	if err := s.be.Compute(s.g); err != nil {
+		return 0, err
+	}
+	return float64(s.Loss.Value.F32()[0]), nil
+}
+
+// SetInputs sets the graph's inputs for a batch without computing (Run does both).
+func (s *StepGraph) SetInputs(b *llava.Batch, outRows []int32, targets []cal.Target) error {
 	if len(outRows) != len(targets) || len(targets) > s.Shape.Scored {
-		return 0, fmt.Errorf("%d scored rows and %d targets for a graph of %d scored rows", len(outRows), len(targets), s.Shape.Scored)
+		return fmt.Errorf("%d scored rows and %d targets for a graph of %d scored rows", len(outRows), len(targets), s.Shape.Scored)
 	}
 	rows := make([]int32, s.Shape.Scored)
 	copy(rows, outRows)
 	if err := s.in.Set(s.hp, b, rows); err != nil {
-		return 0, err
+		return err
 	}
 	if err := s.li.Set(s.hp.NVocab, targets); err != nil {
-		return 0, err
+		return err
 	}
 	if s.Shape.Backward {
 		// Only the loss's seed gradient is set; the LoRA accumulators keep adding up
 		// over micro-batches until the optimiser zeroes them.
 		s.g.GradAcc(s.Loss.Value).SetF32([]float32{1})
 	}
-	if err := s.be.Compute(s.g); err != nil {
-		return 0, err
-	}
-	return float64(s.Loss.Value.F32()[0]), nil
+	return nil
 }
 
 // avoidInplaceRMSNormBack works around a ggml CPU bug: the graph allocator may run

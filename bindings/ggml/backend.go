@@ -19,6 +19,7 @@ import (
 type Backend struct {
 	b     C.ggml_backend_t
 	isCPU bool
+	pool  *C.struct_ggml_threadpool
 }
 
 // DeviceNames lists the registered devices, e.g. ["CPU"] or ["CUDA0", "CPU"].
@@ -67,7 +68,9 @@ func NewBackend(name string, threads int) (*Backend, error) {
 	return be, nil
 }
 
-// SetThreads sets the CPU thread count (0: every core); other backends ignore it.
+// SetThreads sets the CPU thread count (0: every core); other backends ignore it. The
+// threads live in a pool kept for the backend's life: without one, ggml starts threads
+// for every graph compute, which costs most of a small graph's time.
 func (be *Backend) SetThreads(n int) {
 	if !be.isCPU {
 		return
@@ -76,6 +79,13 @@ func (be *Backend) SetThreads(n int) {
 		n = runtime.NumCPU()
 	}
 	C.ggml_backend_cpu_set_n_threads(be.b, C.int(n))
+	if be.pool != nil {
+		C.ggml_backend_cpu_set_threadpool(be.b, nil)
+		C.ggml_threadpool_free(be.pool)
+	}
+	p := C.ggml_threadpool_params_default(C.int(n))
+	be.pool = C.ggml_threadpool_new(&p)
+	C.ggml_backend_cpu_set_threadpool(be.b, be.pool)
 }
 
 // IsCPU reports whether graphs run on the host CPU.
@@ -89,6 +99,10 @@ func (be *Backend) Close() {
 	if be != nil && be.b != nil {
 		C.ggml_backend_free(be.b)
 		be.b = nil
+	}
+	if be != nil && be.pool != nil {
+		C.ggml_threadpool_free(be.pool)
+		be.pool = nil
 	}
 }
 

@@ -1,0 +1,298 @@
+// Package bench measures a training step the same way every time: model shapes from a
+// preset with random weights (no files), one fixed sequence, timed steps after a
+// warm-up, against ggml's own F32 matrix-product rate measured in the same run.
+package bench
+
+import (
+	"fmt"
+	"math/rand/v2"
+	"runtime"
+	"sort"
+	"syscall"
+	"time"
+
+	"github.com/calft/calft/bindings/ggml"
+	"github.com/calft/calft/cal"
+	"github.com/calft/calft/llava"
+	"github.com/calft/calft/lora"
+	"github.com/calft/calft/tiny"
+	"github.com/calft/calft/train"
+)
+
+// Options choose what to measure.
+type Options struct {
+	Preset    string // tiny | smol135
+	Objective string // ce | cal
+	Steps     int    // timed steps
+	Warmup    int    // untimed steps first
+	Threads   int
+	Rank      int
+	ImageRows int // -1: the preset's
+	Profile   bool
+}
+
+// Preset is a model shape and its benchmark sequence.
+type Preset struct {
+	HP        llava.HParams
+	Prefix    int // text rows before the image
+	ImageRows int
+	Text      int // text rows after the image, all supervised
+}
+
+// Presets are the shapes calft is benchmarked on.
+var Presets = map[string]Preset{
+	"tiny": {HP: llava.HParams{Arch: "llama", NEmbd: tiny.NEmbd, NLayer: tiny.NLayer, NHead: tiny.NHead, NHeadKV: tiny.NHeadKV,
+		HeadDim: tiny.HeadDim, NFF: tiny.NFF, NVocab: 566, NCtxTrain: tiny.NCtx, RMSEps: 1e-5, RopeBase: 10000, RopeScale: 1,
+		RopeDims: tiny.HeadDim, RopeMode: ggml.RopeNormal}, Prefix: 4, ImageRows: tiny.TokensPerImage, Text: 24},
+	// SmolLM2-135M's text model (SmolVLM-256M's decoder is the same shape): 192 rows.
+	"smol135": {HP: llava.HParams{Arch: "llama", NEmbd: 576, NLayer: 30, NHead: 9, NHeadKV: 3, HeadDim: 64, NFF: 1536,
+		NVocab: 49152, NCtxTrain: 8192, RMSEps: 1e-5, RopeBase: 100000, RopeScale: 1, RopeDims: 64,
+		RopeMode: ggml.RopeNormal, Tied: true}, Prefix: 8, ImageRows: 64, Text: 120},
+}
+
+// Result is one benchmark line.
+type Result struct {
+	Preset       string             `json:"preset"`
+	Objective    string             `json:"objective"`
+	Rows         int                `json:"rows"`
+	ImageRows    int                `json:"image_rows"`
+	Supervised   int                `json:"supervised_tokens"`
+	Threads      int                `json:"threads"`
+	Rank         int                `json:"rank"`
+	SecPerStep   float64            `json:"s_per_step"`
+	TokensPerSec float64            `json:"tokens_per_s"`
+	StepGFLOP    float64            `json:"step_gflop"`
+	GFLOPS       float64            `json:"gflop_per_s"`
+	MatMulGFLOPS float64            `json:"f32_mul_mat_gflop_per_s"`
+	OfMatMul     float64            `json:"ratio_to_mul_mat"`
+	PeakRSSMB    float64            `json:"peak_rss_mb"`
+	CEsPerStep   float64            `json:"ce_s_per_step,omitempty"`
+	CALOverCE    float64            `json:"cal_over_ce,omitempty"`
+	Profile      map[string]float64 `json:"profile_ms,omitempty"`
+}
+
+// Run measures the preset's training step.
+func Run(o Options) (*Result, error) {
+	p, ok := Presets[o.Preset]
+	if !ok {
+		return nil, fmt.Errorf("unknown preset %q; use tiny or smol135", o.Preset)
+	}
+	obj, err := cal.ParseObjective(o.Objective)
+	if err != nil {
+		return nil, err
+	}
+	if o.ImageRows >= 0 && o.Preset == "smol135" {
+		p.ImageRows = o.ImageRows
+		p.Text = benchRows - p.Prefix - p.ImageRows
+	} else if o.ImageRows >= 0 {
+		p.ImageRows = o.ImageRows
+	}
+	if p.Text <= 0 {
+		return nil, fmt.Errorf("%d image rows leave no text in the benchmark sequence", p.ImageRows)
+	}
+	if o.Threads <= 0 {
+		o.Threads = runtime.NumCPU()
+	}
+	be, err := ggml.NewBackend("cpu", o.Threads)
+	if err != nil {
+		return nil, err
+	}
+	defer be.Close()
+	r := &Result{Preset: o.Preset, Objective: o.Objective, ImageRows: p.ImageRows, Threads: o.Threads, Rank: o.Rank}
+	if r.MatMulGFLOPS, err = matMulRate(be); err != nil {
+		return nil, err
+	}
+	m, err := llava.NewRandom(be, p.HP, 1)
+	if err != nil {
+		return nil, err
+	}
+	defer m.Close()
+	ad, err := lora.New(be, &m.W, lora.Config{Rank: o.Rank, Alpha: float32(2 * o.Rank)})
+	if err != nil {
+		return nil, err
+	}
+	defer ad.Close()
+	ad.InitStandard(1)
+	params := ad.Params()
+	for _, t := range params {
+		t.SetParam()
+	}
+	opt, err := train.NewOptimizer(be, params)
+	if err != nil {
+		return nil, err
+	}
+	defer opt.Close()
+	dec := &llava.Decoder{HP: p.HP, W: &m.W, Adapter: ad}
+	b, rows, targets := sequence(p)
+	r.Rows, r.Supervised = b.Rows(), len(targets)
+
+	measure := func(obj cal.Objective) (float64, *train.StepGraph, error) {
+		sg, err := train.NewStepGraph(be, dec, opt, train.Shape{Rows: b.Rows(), Scored: len(rows), Obj: obj, Backward: true}, cal.Defaults())
+		if err != nil {
+			return 0, nil, err
+		}
+		h := train.DefaultAdamW()
+		var times []float64
+		for i := 0; i < o.Warmup+o.Steps; i++ {
+			t0 := time.Now()
+			opt.ZeroGrad()
+			if _, err := sg.Run(b, rows, targets); err != nil {
+				return 0, nil, err
+			}
+			if _, err := opt.Update(h, 1, 1); err != nil {
+				return 0, nil, err
+			}
+			if i >= o.Warmup {
+				times = append(times, time.Since(t0).Seconds())
+			}
+		}
+		sort.Float64s(times)
+		return times[len(times)/2], sg, nil
+	}
+	sec, sg, err := measure(obj)
+	if err != nil {
+		return nil, err
+	}
+	defer sg.Close()
+	r.SecPerStep = sec
+	r.TokensPerSec = float64(r.Rows) / sec
+	for i := 0; i < sg.Graph().NNodes(); i++ {
+		r.StepGFLOP += sg.Graph().Node(i).MatMulFLOPs() / 1e9
+	}
+	r.GFLOPS = r.StepGFLOP / sec
+	r.OfMatMul = r.GFLOPS / r.MatMulGFLOPS
+	if obj == cal.CAL {
+		ce, ceGraph, err := measure(cal.CE)
+		if err != nil {
+			return nil, err
+		}
+		ceGraph.Close()
+		r.CEsPerStep, r.CALOverCE = ce, sec/ce
+	}
+	if o.Profile {
+		if err := sg.SetInputs(b, rows, targets); err != nil {
+			return nil, err
+		}
+		if r.Profile, err = profile(be, sg, opt); err != nil {
+			return nil, err
+		}
+	}
+	r.PeakRSSMB = peakRSSMB()
+	return r, nil
+}
+
+// benchRows is the benchmark's row count: every preset sequence has 192 rows, so
+// runs with and without image rows compare.
+const benchRows = 192
+
+// sequence is the preset's benchmark sample: a text prefix, image rows (random
+// embeddings), then text, every token after the image supervised.
+func sequence(p Preset) (*llava.Batch, []int32, []cal.Target) {
+	rng := rand.New(rand.NewPCG(7, 7))
+	var s llava.Sequence
+	tok := func() int32 { return int32(3 + rng.IntN(p.HP.NVocab-3)) }
+	for range p.Prefix {
+		s.Tokens = append(s.Tokens, tok())
+	}
+	for range p.ImageRows {
+		s.Tokens = append(s.Tokens, llava.ImageRow)
+		for range p.HP.NEmbd {
+			s.Embd = append(s.Embd, float32(rng.NormFloat64()*0.5))
+		}
+	}
+	start := len(s.Tokens)
+	for range p.Text {
+		s.Tokens = append(s.Tokens, tok())
+	}
+	var rows []int32
+	var targets []cal.Target
+	for i := start; i < len(s.Tokens); i++ {
+		rows = append(rows, int32(i-1))
+		targets = append(targets, cal.Target{Token: s.Tokens[i]})
+	}
+	return &llava.Batch{Seqs: []llava.Sequence{s}}, rows, targets
+}
+
+// matMulRate is ggml's F32 matrix-product rate on this backend: the best of a few
+// 2048×2048×2048 products.
+func matMulRate(be *ggml.Backend) (float64, error) {
+	const n = 2048
+	ctx := ggml.NewContext(8*ggml.TensorOverhead()+ggml.GraphOverhead(8, false), true)
+	defer ctx.Close()
+	a := ctx.NewTensor(ggml.TypeF32, n, n)
+	b := ctx.NewTensor(ggml.TypeF32, n, n)
+	c := ctx.MulMat(a, b)
+	g := ctx.NewGraph(8, false)
+	g.Expand(c)
+	buf, err := be.AllocTensors(ctx)
+	if err != nil {
+		return 0, err
+	}
+	defer buf.Close()
+	v := make([]float32, n*n)
+	for i := range v {
+		v[i] = float32(i%7) * 0.1
+	}
+	a.SetF32(v)
+	b.SetF32(v)
+	best := 0.0
+	for range 4 {
+		t0 := time.Now()
+		if err := be.Compute(g); err != nil {
+			return 0, err
+		}
+		best = max(best, 2*n*n*n/time.Since(t0).Seconds()/1e9)
+	}
+	return best, nil
+}
+
+// peakRSSMB is the process's peak resident memory.
+func peakRSSMB() float64 {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return 0
+	}
+	kb := float64(ru.Maxrss)
+	if runtime.GOOS == "darwin" {
+		kb /= 1024 // bytes there
+	}
+	return kb / 1024
+}
+
+// profile runs one step node by node and sums the time per op and phase.
+func profile(be *ggml.Backend, sg *train.StepGraph, opt *train.Optimizer) (map[string]float64, error) {
+	out := map[string]float64{}
+	type nodeTime struct {
+		phase string
+		ggml.NodeTime
+	}
+	var top []nodeTime
+	// The inputs were just set; compute node by node.
+	times, err := be.ComputeProfiled(sg.Graph())
+	if err != nil {
+		return nil, err
+	}
+	for i, nt := range times {
+		phase := "forward"
+		switch {
+		case i >= sg.Phases[1]:
+			phase = "backward"
+		case i >= sg.Phases[0]:
+			phase = "loss"
+		}
+		out[phase+" "+nt.Node.Op()] += nt.Dur.Seconds() * 1e3
+		top = append(top, nodeTime{phase, nt})
+	}
+	sort.Slice(top, func(i, j int) bool { return top[i].Dur > top[j].Dur })
+	for _, nt := range top[:min(12, len(top))] {
+		ne := nt.Node.Ne()
+		k := fmt.Sprintf("node %s %s %s [%d %d %d %d]", nt.phase, nt.Node.Op(), nt.Node.Name(), ne[0], ne[1], ne[2], ne[3])
+		out[k] += nt.Dur.Seconds() * 1e3
+	}
+	t0 := time.Now()
+	if _, err := opt.Update(train.DefaultAdamW(), 1, 1); err != nil {
+		return nil, err
+	}
+	out["optimizer (norm + AdamW)"] = time.Since(t0).Seconds() * 1e3
+	return out, nil
+}

@@ -14,6 +14,11 @@ type Adapter interface {
 	LoRA(weight string) (a, b ggml.Tensor, scale float32, ok bool)
 }
 
+// Dropper is an adapter that applies dropout to the LoRA input in training graphs.
+type Dropper interface {
+	Drop(ctx *ggml.Context, x ggml.Tensor) ggml.Tensor
+}
+
 // Layer holds one decoder block's frozen weights. Biases are the zero Tensor when absent.
 type Layer struct {
 	AttnNorm, Wq, Wk, Wv, Wo ggml.Tensor
@@ -104,14 +109,21 @@ type Decoder struct {
 	HP      HParams
 	W       *Weights
 	Adapter Adapter // nil: no LoRA
+	// Train builds a training graph: the adapter's dropout (when it has one) applies.
+	Train bool
 }
 
 // linear is W·x (+ the adapter's low-rank update when it has one for W).
-func (d *Decoder) linear(ctx *ggml.Context, w, x ggml.Tensor) ggml.Tensor {
+// With drop, the adapter's dropout applies to its input.
+func (d *Decoder) linear(ctx *ggml.Context, w, x ggml.Tensor, drop bool) ggml.Tensor {
 	y := ctx.MulMat(w, x)
 	if d.Adapter != nil {
 		if a, b, scale, ok := d.Adapter.LoRA(w.Name()); ok {
-			y = ctx.Add(y, ctx.Scale(ctx.MulMat(b, ctx.MulMat(a, x)), scale))
+			xl := x
+			if dr, ok := d.Adapter.(Dropper); ok && drop {
+				xl = dr.Drop(ctx, x)
+			}
+			y = ctx.Add(y, ctx.Scale(ctx.MulMat(b, ctx.MulMat(a, xl)), scale))
 		}
 	}
 	return y
@@ -134,6 +146,9 @@ func (d *Decoder) Forward(ctx *ggml.Context, in *Inputs, noImg bool) ggml.Tensor
 		}
 		mask = in.KQMaskNoImg
 	}
+	// Dropout belongs to the training pass; the image-absent pass that only measures Δ
+	// runs the adapter as it is.
+	drop := d.Train && !noImg
 	hp := d.HP
 	T := in.Rows
 	// Token rows look up their embedding; image rows take theirs from the input, so one
@@ -143,28 +158,28 @@ func (d *Decoder) Forward(ctx *ggml.Context, in *Inputs, noImg bool) ggml.Tensor
 	for il := range d.W.Layers {
 		l := &d.W.Layers[il]
 		cur := ctx.Mul(ctx.RMSNorm(x, hp.RMSEps), l.AttnNorm)
-		q := addBias(ctx, d.linear(ctx, l.Wq, cur), l.Bq)
-		k := addBias(ctx, d.linear(ctx, l.Wk, cur), l.Bk)
-		v := addBias(ctx, d.linear(ctx, l.Wv, cur), l.Bv)
+		q := addBias(ctx, d.linear(ctx, l.Wq, cur, drop), l.Bq)
+		k := addBias(ctx, d.linear(ctx, l.Wk, cur, drop), l.Bk)
+		v := addBias(ctx, d.linear(ctx, l.Wv, cur, drop), l.Bv)
 		q = ctx.Reshape(q, hp.HeadDim, hp.NHead, T)
 		k = ctx.Reshape(k, hp.HeadDim, hp.NHeadKV, T)
 		v = ctx.Reshape(v, hp.HeadDim, hp.NHeadKV, T)
 		q = ctx.Rope(q, in.Pos, hp.RopeDims, hp.RopeMode, hp.NCtxTrain, hp.RopeBase, hp.RopeScale)
 		k = ctx.Rope(k, in.Pos, hp.RopeDims, hp.RopeMode, hp.NCtxTrain, hp.RopeBase, hp.RopeScale)
 		att := d.attention(ctx, q, k, v, mask, kqScale)
-		att = addBias(ctx, d.linear(ctx, l.Wo, att), l.Bo)
+		att = addBias(ctx, d.linear(ctx, l.Wo, att, drop), l.Bo)
 		x = ctx.Add(x, att)
 
 		cur = ctx.Mul(ctx.RMSNorm(x, hp.RMSEps), l.FFNNorm)
-		h := ctx.SwiGLU(d.linear(ctx, l.Gate, cur), d.linear(ctx, l.Up, cur))
-		x = ctx.Add(x, d.linear(ctx, l.Down, h))
+		h := ctx.SwiGLU(d.linear(ctx, l.Gate, cur, drop), d.linear(ctx, l.Up, cur, drop))
+		x = ctx.Add(x, d.linear(ctx, l.Down, h, drop))
 	}
 	if !in.OutRows.Nil() {
 		// Only the rows whose next token is scored need the (large) vocabulary product.
 		x = ctx.GetRows(x, in.OutRows)
 	}
 	x = ctx.Mul(ctx.RMSNorm(x, hp.RMSEps), d.W.OutNorm)
-	return d.linear(ctx, d.W.Output, x)
+	return d.linear(ctx, d.W.Output, x, drop)
 }
 
 // attention is softmax(k·q·scale + mask)·v over all heads, written with ops that have a

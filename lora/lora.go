@@ -99,6 +99,7 @@ type Adapter struct {
 	byBase map[string]*Pair
 	ctx    *ggml.Context
 	buf    *ggml.Buffer
+	drop   *dropout // nil: no dropout
 }
 
 // Scale is alpha/rank, the factor llama.cpp applies at scale 1.
@@ -136,6 +137,10 @@ func (ad *Adapter) NumParams() int {
 
 // Close frees the adapter's tensors.
 func (ad *Adapter) Close() {
+	if ad.drop != nil {
+		ad.drop.buf.Close()
+		ad.drop.ctx.Close()
+	}
 	ad.buf.Close()
 	ad.ctx.Close()
 }

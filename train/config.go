@@ -30,6 +30,7 @@ type Config struct {
 	Rank        int      `mapstructure:"rank" json:"rank"`
 	Alpha       float64  `mapstructure:"alpha" json:"alpha"`
 	Targets     []string `mapstructure:"targets" json:"targets"`
+	Dropout     float64  `mapstructure:"dropout" json:"dropout"`
 
 	Steps       int     `mapstructure:"steps" json:"steps"`
 	Epochs      int     `mapstructure:"epochs" json:"epochs"`
@@ -102,6 +103,9 @@ func (c *Config) Validate() error {
 	}
 	if c.Rank <= 0 {
 		add("--rank must be positive")
+	}
+	if c.Dropout < 0 || c.Dropout >= 1 {
+		add("--dropout must be in [0, 1)")
 	}
 	if c.Steps < 0 || c.Epochs < 0 || (c.Steps == 0 && c.Epochs == 0) {
 		add("give --steps or --epochs (positive)")

@@ -122,6 +122,9 @@ func Run(ctx context.Context, c Config, o Options) (*Summary, error) {
 			return nil, fmt.Errorf("--init-adapter %s does not fit this run's rank and targets: %w", c.InitAdapter, err)
 		}
 	}
+	if err := ad.EnableDropout(env.Backend, float32(c.Dropout), c.Seed); err != nil {
+		return nil, err
+	}
 	params := ad.Params()
 	for _, p := range params {
 		p.SetParam()
@@ -187,7 +190,7 @@ func Run(ctx context.Context, c Config, o Options) (*Summary, error) {
 				idx := cursor + k
 				picked = append(picked, ds.Train[order(c.Seed, idx/n, n)[idx%n]])
 			}
-			l, w, rows, err := r.step(obj, picked)
+			l, w, rows, err := r.step(obj, picked, c.Seed^uint64(step*c.Accum+micro+1)*0x9e3779b97f4a7c15)
 			if err != nil {
 				return nil, err
 			}
@@ -342,7 +345,7 @@ func resume(c *Config, ad *lora.Adapter, opt *Optimizer, total int) (int, error)
 		{"model", a.Model, b.Model}, {"mmproj", a.Mmproj, b.Mmproj}, {"data", a.Data, b.Data}, {"val-data", a.ValData, b.ValData},
 		{"val-split", a.ValSplit, b.ValSplit}, {"objective", a.Objective, b.Objective}, {"cal-lo", a.CALLo, b.CALLo},
 		{"cal-hi", a.CALHi, b.CALHi}, {"cal-window", a.CALWindow, b.CALWindow}, {"cal-smooth", a.CALSmooth, b.CALSmooth},
-		{"init-adapter", a.InitAdapter, b.InitAdapter}, {"rank", a.Rank, b.Rank}, {"alpha", a.Alpha, b.Alpha}, {"targets", a.Targets, b.Targets}, {"steps", a.Steps, b.Steps},
+		{"init-adapter", a.InitAdapter, b.InitAdapter}, {"rank", a.Rank, b.Rank}, {"dropout", a.Dropout, b.Dropout}, {"alpha", a.Alpha, b.Alpha}, {"targets", a.Targets, b.Targets}, {"steps", a.Steps, b.Steps},
 		{"epochs", a.Epochs, b.Epochs}, {"batch", a.Batch, b.Batch}, {"accum", a.Accum, b.Accum}, {"lr", a.LR, b.LR},
 		{"beta1", a.Beta1, b.Beta1}, {"beta2", a.Beta2, b.Beta2}, {"eps", a.Eps, b.Eps}, {"weight-decay", a.WeightDecay, b.WeightDecay},
 		{"warmup", a.Warmup, b.Warmup}, {"schedule", a.Schedule, b.Schedule}, {"clip", a.Clip, b.Clip}, {"seed", a.Seed, b.Seed},

@@ -99,7 +99,8 @@ func (r *runner) pack(samples []*data.Sample) (*llava.Batch, []int32, []cal.Targ
 
 // step runs forward and backward over one micro-batch, adding into the gradients. It
 // returns the loss, the CAL weights of the real scored rows and the rows processed.
-func (r *runner) step(obj cal.Objective, samples []*data.Sample) (float64, []float32, int, error) {
+// dropSeed draws the micro-batch's LoRA dropout masks.
+func (r *runner) step(obj cal.Objective, samples []*data.Sample, dropSeed uint64) (float64, []float32, int, error) {
 	b, rows, targets, err := r.pack(samples)
 	if err != nil {
 		return 0, nil, 0, err
@@ -108,6 +109,7 @@ func (r *runner) step(obj cal.Objective, samples []*data.Sample) (float64, []flo
 	if err != nil {
 		return 0, nil, 0, err
 	}
+	g.SetDropoutSeed(dropSeed)
 	l, err := g.Run(b, rows, targets)
 	if err != nil {
 		return 0, nil, 0, err

@@ -6,6 +6,7 @@ import (
 	"github.com/calft/calft/bindings/ggml"
 	"github.com/calft/calft/cal"
 	"github.com/calft/calft/llava"
+	"github.com/calft/calft/lora"
 )
 
 // Shape is what a step graph is built for: rows in the packed batch, scored rows, the
@@ -34,6 +35,7 @@ type StepGraph struct {
 	li    *cal.LossInputs
 	det   *cal.Detacher
 	alloc *ggml.Allocator
+	drops []ggml.Tensor // LoRA dropout row choices, set per step
 }
 
 // NewStepGraph builds and allocates the graph of a shape. opt is needed for Backward.
@@ -51,6 +53,9 @@ func NewStepGraph(be *ggml.Backend, dec *llava.Decoder, opt *Optimizer, sh Shape
 		s.ctx.Close()
 	}
 	calPass := sh.Obj == cal.CAL
+	train := *dec
+	train.Train = sh.Backward
+	dec = &train
 	s.in = llava.NewInputs(s.ctx, dec.HP, sh.Rows, sh.Scored, calPass)
 	s.li = cal.NewLossInputs(s.ctx, sh.Scored, co)
 	var noImg ggml.Tensor
@@ -64,6 +69,9 @@ func NewStepGraph(be *ggml.Backend, dec *llava.Decoder, opt *Optimizer, sh Shape
 	}
 	s.g.Expand(logits)
 	s.Phases[0] = s.g.NNodes()
+	if ad, ok := dec.Adapter.(interface{ TakeDropoutInputs() []ggml.Tensor }); ok {
+		s.drops = ad.TakeDropoutInputs()
+	}
 	s.Loss = cal.Build(s.ctx, s.g, s.det, sh.Obj, logits, noImg, s.li)
 	s.Phases[1] = s.g.NNodes()
 	if sh.Backward {
@@ -112,6 +120,9 @@ func (s *StepGraph) Run(b *llava.Batch, outRows []int32, targets []cal.Target) (
 	}
 	return float64(s.Loss.Value.F32()[0]), nil
 }
+
+// SetDropoutSeed draws the LoRA dropout masks of the next compute from seed.
+func (s *StepGraph) SetDropoutSeed(seed uint64) { lora.SetDropoutRows(s.drops, seed) }
 
 // SetInputs sets the graph's inputs for a batch without computing (Run does both).
 func (s *StepGraph) SetInputs(b *llava.Batch, outRows []int32, targets []cal.Target) error {

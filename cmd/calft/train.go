@@ -42,6 +42,7 @@ func trainFlags(f *pflag.FlagSet) {
 	f.Int("rank", d.Rank, "LoRA rank")
 	f.Float64("alpha", d.Alpha, "LoRA alpha (the update is scaled by alpha/rank)")
 	f.StringSlice("targets", nil, "LoRA targets: attn_q,attn_k,attn_v,attn_output,ffn_gate,ffn_up,ffn_down, PEFT names, attn, mlp or all (default all seven)")
+	f.Float64("dropout", d.Dropout, "LoRA dropout on the adapters' inputs during training (0: off)")
 	f.Int("steps", d.Steps, "optimizer steps (0: from --epochs)")
 	f.Int("epochs", d.Epochs, "passes over the training data when --steps is 0")
 	f.Int("batch", d.Batch, "samples per micro-batch")

@@ -127,7 +127,11 @@ func Run(o Options) (*Result, error) {
 	r.Rows, r.Supervised = b.Rows(), len(targets)
 
 	measure := func(obj cal.Objective) (float64, *train.StepGraph, error) {
-		sg, err := train.NewStepGraph(be, dec, opt, train.Shape{Rows: b.Rows(), Scored: len(rows), Obj: obj, Backward: true}, cal.Defaults())
+		sh := train.Shape{Rows: b.Rows(), Scored: len(rows), Obj: obj, Backward: true}
+		if obj == cal.CAL {
+			sh.Hidden = len(b.HiddenRows())
+		}
+		sg, err := train.NewStepGraph(be, dec, opt, sh, cal.Defaults())
 		if err != nil {
 			return 0, nil, err
 		}

@@ -105,7 +105,11 @@ func (r *runner) step(obj cal.Objective, samples []*data.Sample, dropSeed uint64
 	if err != nil {
 		return 0, nil, 0, err
 	}
-	g, err := r.graph(Shape{Rows: b.Rows(), Scored: roundUp(max(len(rows), 1), scoredBucket), Obj: obj, Backward: true})
+	sh := Shape{Rows: b.Rows(), Scored: roundUp(max(len(rows), 1), scoredBucket), Obj: obj, Backward: true}
+	if obj == cal.CAL {
+		sh.Hidden = HiddenFor(b)
+	}
+	g, err := r.graph(sh)
 	if err != nil {
 		return 0, nil, 0, err
 	}

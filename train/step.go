@@ -16,6 +16,19 @@ type Shape struct {
 	Scored   int
 	Obj      cal.Objective
 	Backward bool
+	// Hidden is the number of rows (padded) CAL's image-absent pass recomputes: the text
+	// rows after an image. 0 runs that pass over every row instead (simpler, slower).
+	Hidden int
+}
+
+// HiddenFor is the Hidden size of a batch: its text rows after an image, rounded up so
+// that similar batches share a graph (0 when it has no image).
+func HiddenFor(b *llava.Batch) int {
+	n := len(b.HiddenRows())
+	if n == 0 {
+		return 0
+	}
+	return roundUp(n, scoredBucket)
 }
 
 // StepGraph is one built graph: forward pass(es), the loss and, for training, the
@@ -32,6 +45,7 @@ type StepGraph struct {
 	ctx   *ggml.Context
 	g     *ggml.Graph
 	in    *llava.Inputs
+	pair  *llava.PairInputs // CAL's shared image-absent pass, when Shape.Hidden > 0
 	li    *cal.LossInputs
 	det   *cal.Detacher
 	alloc *ggml.Allocator
@@ -56,14 +70,20 @@ func NewStepGraph(be *ggml.Backend, dec *llava.Decoder, opt *Optimizer, sh Shape
 	train := *dec
 	train.Train = sh.Backward
 	dec = &train
-	s.in = llava.NewInputs(s.ctx, dec.HP, sh.Rows, sh.Scored, calPass)
+	s.in = llava.NewInputs(s.ctx, dec.HP, sh.Rows, sh.Scored, calPass && sh.Hidden == 0)
 	s.li = cal.NewLossInputs(s.ctx, sh.Scored, co)
-	var noImg ggml.Tensor
-	if calPass {
+	var logits, noImg ggml.Tensor
+	switch {
+	case calPass && sh.Hidden > 0:
+		s.pair = llava.NewPairInputs(s.ctx, s.in, sh.Hidden)
+		logits, noImg = dec.ForwardPair(s.ctx, s.in, s.pair)
+	case calPass:
 		// The image-absent pass goes first so that its detached Δ is ready for the loss.
 		noImg = dec.Forward(s.ctx, s.in, true)
+		logits = dec.Forward(s.ctx, s.in, false)
+	default:
+		logits = dec.Forward(s.ctx, s.in, false)
 	}
-	logits := dec.Forward(s.ctx, s.in, false)
 	if calPass {
 		s.g.Expand(noImg)
 	}
@@ -133,6 +153,11 @@ func (s *StepGraph) SetInputs(b *llava.Batch, outRows []int32, targets []cal.Tar
 	copy(rows, outRows)
 	if err := s.in.Set(s.hp, b, rows); err != nil {
 		return err
+	}
+	if s.pair != nil {
+		if err := s.pair.Set(b, rows); err != nil {
+			return err
+		}
 	}
 	if err := s.li.Set(s.hp.NVocab, targets); err != nil {
 		return err

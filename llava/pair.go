@@ -1,0 +1,180 @@
+package llava
+
+import (
+	"fmt"
+	"math"
+
+	"github.com/calft/calft/bindings/ggml"
+)
+
+// The image-absent pass that CAL needs differs from the full pass only in the text rows
+// that come after an image: the text before the first image and the image rows
+// themselves never see an image row that follows them, so hiding the image cannot
+// change them. ForwardPair computes both passes in one graph and, for the second,
+// recomputes only those rows ("hidden rows"); their queries attend to the unchanged
+// rows' keys and values taken from the full pass, and to each other.
+
+// PairInputs are the extra inputs of the shared image-absent pass.
+type PairInputs struct {
+	NH      int         // hidden rows in the graph (padded)
+	HRows   ggml.Tensor // I32 [NH] packed row of each hidden row (0 for padding)
+	HPos    ggml.Tensor // I32 [NH] its position
+	KQMaskH ggml.Tensor // F32 [T+NH, NH]: hidden queries over full-pass keys, then hidden keys
+	OutRows ggml.Tensor // I32 [NOut] row of each scored row in concat(full rows, hidden rows)
+}
+
+// HiddenRows lists the packed rows an image-absent pass must recompute: text rows after
+// the first image row of their sequence.
+func (b *Batch) HiddenRows() []int32 {
+	var out []int32
+	row := 0
+	for si := range b.Seqs {
+		seen := false
+		for _, t := range b.Seqs[si].Tokens {
+			if t == ImageRow {
+				seen = true
+			} else if seen {
+				out = append(out, int32(row))
+			}
+			row++
+		}
+	}
+	return out
+}
+
+// NewPairInputs declares the inputs for nh hidden rows of a graph built by NewInputs.
+func NewPairInputs(ctx *ggml.Context, in *Inputs, nh int) *PairInputs {
+	return &PairInputs{
+		NH:      nh,
+		HRows:   ctx.NewTensor(ggml.TypeI32, nh).SetName("inp_hidden_rows").SetInput(),
+		HPos:    ctx.NewTensor(ggml.TypeI32, nh).SetName("inp_hidden_pos").SetInput(),
+		KQMaskH: ctx.NewTensor(ggml.TypeF32, in.Rows+nh, nh).SetName("inp_kq_mask_hidden").SetInput(),
+		OutRows: ctx.NewTensor(ggml.TypeI32, in.NOut).SetName("inp_out_rows_pair").SetInput(),
+	}
+}
+
+// Set fills the pair inputs for a batch; outRows are the scored rows (as for Inputs.Set).
+func (pi *PairInputs) Set(b *Batch, outRows []int32) error {
+	T := b.Rows()
+	hidden := b.HiddenRows()
+	if len(hidden) > pi.NH {
+		return fmt.Errorf("batch has %d hidden rows, graph was built for %d", len(hidden), pi.NH)
+	}
+	seqOf := make([]int, T)
+	isImage := make([]bool, T)
+	row := 0
+	for si := range b.Seqs {
+		for _, t := range b.Seqs[si].Tokens {
+			seqOf[row] = si
+			isImage[row] = t == ImageRow
+			row++
+		}
+	}
+	pos := make([]int32, T)
+	row = 0
+	for si := range b.Seqs {
+		s := &b.Seqs[si]
+		for i := range s.Tokens {
+			if s.Pos != nil {
+				pos[row] = s.Pos[i]
+			} else {
+				pos[row] = int32(i)
+			}
+			row++
+		}
+	}
+	slot := map[int32]int{}
+	hr := make([]int32, pi.NH)
+	hp := make([]int32, pi.NH)
+	for j, r := range hidden {
+		hr[j], hp[j] = r, pos[r]
+		slot[r] = j
+	}
+	negInf := float32(math.Inf(-1))
+	mask := make([]float32, (T+pi.NH)*pi.NH)
+	for i := range mask {
+		mask[i] = negInf
+	}
+	for j := 0; j < pi.NH; j++ {
+		m := mask[j*(T+pi.NH) : (j+1)*(T+pi.NH)]
+		if j >= len(hidden) {
+			m[T+j] = 0 // padding attends to itself, to stay finite
+			continue
+		}
+		r := int(hidden[j])
+		for k := r - 1; k >= 0 && seqOf[k] == seqOf[r]; k-- {
+			if _, h := slot[int32(k)]; !h && !isImage[k] {
+				m[k] = 0 // unchanged text before the image
+			}
+		}
+		for j2, r2 := range hidden {
+			if seqOf[int(r2)] == seqOf[r] && r2 <= int32(r) {
+				m[T+j2] = 0
+			}
+		}
+	}
+	out := make([]int32, len(outRows))
+	for i, r := range outRows {
+		if j, ok := slot[r]; ok {
+			out[i] = int32(T + j)
+		} else {
+			out[i] = r
+		}
+	}
+	full := make([]int32, pi.OutRows.NElements())
+	copy(full, out)
+	pi.HRows.SetI32(hr)
+	pi.HPos.SetI32(hp)
+	pi.KQMaskH.SetF32(mask)
+	pi.OutRows.SetI32(full)
+	return nil
+}
+
+// ForwardPair returns the full pass's logits and the image-absent pass's logits of the
+// scored rows, the second recomputing only the hidden rows.
+func (d *Decoder) ForwardPair(ctx *ggml.Context, in *Inputs, pi *PairInputs) (logits, logitsNoImg ggml.Tensor) {
+	hp := d.HP
+	T, NH := in.Rows, pi.NH
+	x := ctx.Add(ctx.Mul(ctx.GetRows(d.W.TokEmbd, in.TokIDs), in.TokMask), in.Embd)
+	xh := ctx.GetRows(x, pi.HRows) // hidden rows are token rows: their input is the same
+	kqScale := float32(1 / math.Sqrt(float64(hp.HeadDim)))
+	drop := d.Train
+	for il := range d.W.Layers {
+		l := &d.W.Layers[il]
+		qkv := func(x ggml.Tensor, n int, pos ggml.Tensor, drop bool) (q, k, v ggml.Tensor) {
+			cur := ctx.Mul(ctx.RMSNorm(x, hp.RMSEps), l.AttnNorm)
+			q = ctx.Reshape(addBias(ctx, d.linear(ctx, l.Wq, cur, drop), l.Bq), hp.HeadDim, hp.NHead, n)
+			k = ctx.Reshape(addBias(ctx, d.linear(ctx, l.Wk, cur, drop), l.Bk), hp.HeadDim, hp.NHeadKV, n)
+			v = ctx.Reshape(addBias(ctx, d.linear(ctx, l.Wv, cur, drop), l.Bv), hp.HeadDim, hp.NHeadKV, n)
+			q = ctx.Rope(q, pos, hp.RopeDims, hp.RopeMode, hp.NCtxTrain, hp.RopeBase, hp.RopeScale)
+			k = ctx.Rope(k, pos, hp.RopeDims, hp.RopeMode, hp.NCtxTrain, hp.RopeBase, hp.RopeScale)
+			return q, k, v
+		}
+		ffn := func(x ggml.Tensor, drop bool) ggml.Tensor {
+			cur := ctx.Mul(ctx.RMSNorm(x, hp.RMSEps), l.FFNNorm)
+			h := ctx.SwiGLU(d.linear(ctx, l.Gate, cur, drop), d.linear(ctx, l.Up, cur, drop))
+			return ctx.Add(x, d.linear(ctx, l.Down, h, drop))
+		}
+		q, k, v := qkv(x, T, in.Pos, drop)
+		att := d.attention(ctx, q, k, v, in.KQMask, kqScale)
+		x = ctx.Add(x, addBias(ctx, d.linear(ctx, l.Wo, att, drop), l.Bo))
+		x = ffn(x, drop)
+
+		// The image-absent pass: no gradient flows here, so keys and values may be joined
+		// with concat, which has no backward.
+		qh, kh, vh := qkv(xh, NH, pi.HPos, false)
+		kAll := ctx.Concat(k, kh, 2)
+		vAll := ctx.Concat(v, vh, 2)
+		atth := d.attention(ctx, qh, kAll, vAll, pi.KQMaskH, kqScale)
+		xh = ctx.Add(xh, addBias(ctx, d.linear(ctx, l.Wo, atth, false), l.Bo))
+		xh = ffn(xh, false)
+	}
+	head := func(x, rows ggml.Tensor, drop bool) ggml.Tensor {
+		x = ctx.GetRows(x, rows)
+		x = ctx.Mul(ctx.RMSNorm(x, hp.RMSEps), d.W.OutNorm)
+		return d.linear(ctx, d.W.Output, x, drop)
+	}
+	logits = head(x, in.OutRows, drop)
+	logitsNoImg = head(ctx.Concat(x, xh, 1), pi.OutRows, false)
+	return logits, logitsNoImg
+}

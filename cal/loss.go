@@ -128,7 +128,8 @@ func rowCE(ctx *ggml.Context, g *ggml.Graph, d *Detacher, logits, zy ggml.Tensor
 }
 
 // Build adds the loss over logits [n_vocab, N] to g. For CAL, logitsNoImg are the same
-// rows' logits with the image hidden; Δ, the weights and Σ w are constants to autodiff.
+// rows' logits with the image hidden — [n_vocab, N], or just each row's target logit
+// [1, N]; Δ, the weights and Σ w are constants to autodiff.
 // The nodes that must run before the loss are expanded into g here.
 func Build(ctx *ggml.Context, g *ggml.Graph, d *Detacher, obj Objective, logits, logitsNoImg ggml.Tensor, in *LossInputs) Loss {
 	zy := pick(ctx, logits, in.FlatIdx)
@@ -138,7 +139,10 @@ func Build(ctx *ggml.Context, g *ggml.Graph, d *Detacher, obj Objective, logits,
 	n := in.N
 	switch obj {
 	case CAL:
-		zNo := pick(ctx, logitsNoImg, in.FlatIdx)
+		zNo := logitsNoImg
+		if logitsNoImg.Ne()[0] != 1 {
+			zNo = pick(ctx, logitsNoImg, in.FlatIdx)
+		}
 		l.ZNoImg = zNo
 		h := in.opt.half()
 		pad, delta := d.Detach(ctx, g, ctx.Sub(zy, zNo), h)

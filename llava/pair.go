@@ -21,6 +21,7 @@ type PairInputs struct {
 	HPos    ggml.Tensor // I32 [NH] its position
 	KQMaskH ggml.Tensor // F32 [T+NH, NH]: hidden queries over full-pass keys, then hidden keys
 	OutRows ggml.Tensor // I32 [NOut] row of each scored row in concat(full rows, hidden rows)
+	Targets ggml.Tensor // I32 [NOut] the token each scored row predicts
 }
 
 // HiddenRows lists the packed rows an image-absent pass must recompute: text rows after
@@ -50,11 +51,13 @@ func NewPairInputs(ctx *ggml.Context, in *Inputs, nh int) *PairInputs {
 		HPos:    ctx.NewTensor(ggml.TypeI32, nh).SetName("inp_hidden_pos").SetInput(),
 		KQMaskH: ctx.NewTensor(ggml.TypeF32, in.Rows+nh, nh).SetName("inp_kq_mask_hidden").SetInput(),
 		OutRows: ctx.NewTensor(ggml.TypeI32, in.NOut).SetName("inp_out_rows_pair").SetInput(),
+		Targets: ctx.NewTensor(ggml.TypeI32, in.NOut).SetName("inp_targets_pair").SetInput(),
 	}
 }
 
-// Set fills the pair inputs for a batch; outRows are the scored rows (as for Inputs.Set).
-func (pi *PairInputs) Set(b *Batch, outRows []int32) error {
+// Set fills the pair inputs for a batch; outRows are the scored rows (as for Inputs.Set)
+// and targets the tokens they predict (padding rows may be left out of both).
+func (pi *PairInputs) Set(b *Batch, outRows, targets []int32) error {
 	T := b.Rows()
 	hidden := b.HiddenRows()
 	if len(hidden) > pi.NH {
@@ -123,6 +126,9 @@ func (pi *PairInputs) Set(b *Batch, outRows []int32) error {
 	}
 	full := make([]int32, pi.OutRows.NElements())
 	copy(full, out)
+	tg := make([]int32, pi.Targets.NElements())
+	copy(tg, targets)
+	pi.Targets.SetI32(tg)
 	pi.HRows.SetI32(hr)
 	pi.HPos.SetI32(hp)
 	pi.KQMaskH.SetF32(mask)
@@ -130,9 +136,11 @@ func (pi *PairInputs) Set(b *Batch, outRows []int32) error {
 	return nil
 }
 
-// ForwardPair returns the full pass's logits and the image-absent pass's logits of the
-// scored rows, the second recomputing only the hidden rows.
-func (d *Decoder) ForwardPair(ctx *ggml.Context, in *Inputs, pi *PairInputs) (logits, logitsNoImg ggml.Tensor) {
+// ForwardPair returns the full pass's logits [n_vocab, NOut] and, of the image-absent
+// pass, only each scored row's target logit [1, NOut]: CAL needs no other, and the
+// vocabulary product is a large part of a forward pass. The second pass recomputes only
+// the hidden rows. An adapter on the output layer itself is not applied to that logit.
+func (d *Decoder) ForwardPair(ctx *ggml.Context, in *Inputs, pi *PairInputs) (logits, targetNoImg ggml.Tensor) {
 	hp := d.HP
 	T, NH := in.Rows, pi.NH
 	x := ctx.Add(ctx.Mul(ctx.GetRows(d.W.TokEmbd, in.TokIDs), in.TokMask), in.Embd)
@@ -169,12 +177,12 @@ func (d *Decoder) ForwardPair(ctx *ggml.Context, in *Inputs, pi *PairInputs) (lo
 		xh = ctx.Add(xh, addBias(ctx, d.linear(ctx, l.Wo, atth, false), l.Bo))
 		xh = ffn(xh, false)
 	}
-	head := func(x, rows ggml.Tensor, drop bool) ggml.Tensor {
-		x = ctx.GetRows(x, rows)
-		x = ctx.Mul(ctx.RMSNorm(x, hp.RMSEps), d.W.OutNorm)
-		return d.linear(ctx, d.W.Output, x, drop)
+	norm := func(x, rows ggml.Tensor) ggml.Tensor {
+		return ctx.Mul(ctx.RMSNorm(ctx.GetRows(x, rows), hp.RMSEps), d.W.OutNorm)
 	}
-	logits = head(x, in.OutRows, drop)
-	logitsNoImg = head(ctx.Concat(x, xh, 1), pi.OutRows, false)
-	return logits, logitsNoImg
+	logits = d.linear(ctx, d.W.Output, norm(x, in.OutRows), drop)
+	// The target logit is the dot product of the final state with the target's output row.
+	h := norm(ctx.Concat(x, xh, 1), pi.OutRows)
+	targetNoImg = ctx.SumRows(ctx.Mul(h, ctx.GetRows(d.W.Output, pi.Targets)))
+	return logits, ctx.Reshape(targetNoImg, 1, in.NOut)
 }

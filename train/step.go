@@ -155,7 +155,11 @@ func (s *StepGraph) SetInputs(b *llava.Batch, outRows []int32, targets []cal.Tar
 		return err
 	}
 	if s.pair != nil {
-		if err := s.pair.Set(b, rows); err != nil {
+		toks := make([]int32, len(targets))
+		for i, t := range targets {
+			toks[i] = t.Token
+		}
+		if err := s.pair.Set(b, rows, toks); err != nil {
 			return err
 		}
 	}

@@ -65,3 +65,28 @@ func TestScoreWritesJSONLAndHTML(t *testing.T) {
 		t.Errorf("the HTML page lacks shaded tokens or images")
 	}
 }
+
+func TestBenchTinyPrintsJSON(t *testing.T) {
+	for _, obj := range []string{"ce", "cal"} {
+		out, code := run(t, "bench", "--preset", "tiny", "--objective", obj, "--steps", "3", "--warmup", "1", "--profile")
+		if code != 0 {
+			t.Fatalf("bench: exit %d\n%s", code, out)
+		}
+		line := out[:strings.Index(out, "\n")]
+		var r map[string]any
+		if err := json.Unmarshal([]byte(line), &r); err != nil {
+			t.Fatalf("bench did not print a JSON line first: %v\n%s", err, out)
+		}
+		for _, k := range []string{"s_per_step", "tokens_per_s", "step_gflop", "gflop_per_s", "f32_mul_mat_gflop_per_s", "ratio_to_mul_mat", "peak_rss_mb", "profile_ms"} {
+			if _, ok := r[k]; !ok {
+				t.Errorf("%s: no %q in %s", obj, k, line)
+			}
+		}
+		if _, ok := r["cal_over_ce"]; ok != (obj == "cal") {
+			t.Errorf("%s: cal_over_ce present = %v", obj, ok)
+		}
+		if !strings.Contains(out, "backward OUT_PROD") {
+			t.Errorf("the profile does not break the step down by op:\n%s", out)
+		}
+	}
+}

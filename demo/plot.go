@@ -128,7 +128,7 @@ func accuracyBars(rep *Report) (*plot.Plot, error) {
 	p := plot.New()
 	p.Title.Text = "held-out greedy accuracy (mean over seeds)"
 	p.Y.Label.Text = "accuracy"
-	p.Y.Min, p.Y.Max = 0, 1
+	p.Y.Min, p.Y.Max = 0, 1.2 // room above the bars for the legend
 	kinds := measures[:3]
 	w := vg.Points(18)
 	for i, obj := range []string{"ce", "cal"} {

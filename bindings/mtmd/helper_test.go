@@ -7,12 +7,5 @@ import (
 )
 
 // testDir writes the tiny synthetic models (base.gguf, mmproj.gguf, images/) into a
-// fresh temporary directory; it takes a few tens of milliseconds.
-func testDir(t *testing.T) string {
-	t.Helper()
-	dir := t.TempDir()
-	if err := tiny.Generate(dir, 1); err != nil {
-		t.Fatal(err)
-	}
-	return dir
-}
+// fresh temporary directory.
+func testDir(t *testing.T) string { return tiny.TestDir(t, 1) }

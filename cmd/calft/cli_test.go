@@ -50,14 +50,7 @@ func run(t *testing.T, args ...string) (string, int) {
 	return out.String(), 0
 }
 
-func tinyDir(t *testing.T) string {
-	t.Helper()
-	dir := filepath.Join(t.TempDir(), "tiny")
-	if err := tiny.Generate(dir, 3); err != nil {
-		t.Fatal(err)
-	}
-	return dir
-}
+func tinyDir(t *testing.T) string { return tiny.TestDir(t, 3) }
 
 // rewrite copies a GGUF with some metadata replaced and some tensors replaced.
 func rewrite(t *testing.T, src, dst string, kv map[string]gguf.Value, tensors map[string][]float32, shapes map[string][]uint64) {

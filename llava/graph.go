@@ -149,43 +149,62 @@ func (d *Decoder) Forward(ctx *ggml.Context, in *Inputs, noImg bool) ggml.Tensor
 	// Dropout belongs to the training pass; the image-absent pass that only measures Δ
 	// runs the adapter as it is.
 	drop := d.Train && !noImg
-	hp := d.HP
-	T := in.Rows
-	// Token rows look up their embedding; image rows take theirs from the input, so one
-	// differentiable expression serves both: x = embed(ids)·tokMask + embd.
-	x := ctx.Add(ctx.Mul(ctx.GetRows(d.W.TokEmbd, in.TokIDs), in.TokMask), in.Embd)
-	kqScale := float32(1 / math.Sqrt(float64(hp.HeadDim)))
+	x := d.embed(ctx, in)
 	for il := range d.W.Layers {
 		l := &d.W.Layers[il]
-		cur := ctx.Mul(ctx.RMSNorm(x, hp.RMSEps), l.AttnNorm)
-		q := addBias(ctx, d.linear(ctx, l.Wq, cur, drop), l.Bq)
-		k := addBias(ctx, d.linear(ctx, l.Wk, cur, drop), l.Bk)
-		v := addBias(ctx, d.linear(ctx, l.Wv, cur, drop), l.Bv)
-		q = ctx.Reshape(q, hp.HeadDim, hp.NHead, T)
-		k = ctx.Reshape(k, hp.HeadDim, hp.NHeadKV, T)
-		v = ctx.Reshape(v, hp.HeadDim, hp.NHeadKV, T)
-		q = ctx.Rope(q, in.Pos, hp.RopeDims, hp.RopeMode, hp.NCtxTrain, hp.RopeBase, hp.RopeScale)
-		k = ctx.Rope(k, in.Pos, hp.RopeDims, hp.RopeMode, hp.NCtxTrain, hp.RopeBase, hp.RopeScale)
-		att := d.attention(ctx, q, k, v, mask, kqScale)
-		att = addBias(ctx, d.linear(ctx, l.Wo, att, drop), l.Bo)
-		x = ctx.Add(x, att)
-
-		cur = ctx.Mul(ctx.RMSNorm(x, hp.RMSEps), l.FFNNorm)
-		h := ctx.SwiGLU(d.linear(ctx, l.Gate, cur, drop), d.linear(ctx, l.Up, cur, drop))
-		x = ctx.Add(x, d.linear(ctx, l.Down, h, drop))
+		q, k, v := d.qkv(ctx, l, x, in.Pos, drop)
+		x = d.attnOut(ctx, l, x, d.attention(ctx, q, k, v, mask), drop)
+		x = d.ffn(ctx, l, x, drop)
 	}
 	if !in.OutRows.Nil() {
 		// Only the rows whose next token is scored need the (large) vocabulary product.
 		x = ctx.GetRows(x, in.OutRows)
 	}
-	x = ctx.Mul(ctx.RMSNorm(x, hp.RMSEps), d.W.OutNorm)
-	return d.linear(ctx, d.W.Output, x, drop)
+	return d.linear(ctx, d.W.Output, d.outNorm(ctx, x), drop)
+}
+
+// embed is the input rows: token rows look up their embedding, image rows take theirs
+// from the input, so one differentiable expression serves both: embed(ids)·tokMask + embd.
+func (d *Decoder) embed(ctx *ggml.Context, in *Inputs) ggml.Tensor {
+	return ctx.Add(ctx.Mul(ctx.GetRows(d.W.TokEmbd, in.TokIDs), in.TokMask), in.Embd)
+}
+
+// qkv is a block's queries, keys and values of rows x at positions pos, after RoPE:
+// [hd, n_head, n] and [hd, n_kv, n].
+func (d *Decoder) qkv(ctx *ggml.Context, l *Layer, x, pos ggml.Tensor, drop bool) (q, k, v ggml.Tensor) {
+	hp := d.HP
+	n := x.Ne()[1]
+	cur := ctx.Mul(ctx.RMSNorm(x, hp.RMSEps), l.AttnNorm)
+	q = ctx.Reshape(addBias(ctx, d.linear(ctx, l.Wq, cur, drop), l.Bq), hp.HeadDim, hp.NHead, n)
+	k = ctx.Reshape(addBias(ctx, d.linear(ctx, l.Wk, cur, drop), l.Bk), hp.HeadDim, hp.NHeadKV, n)
+	v = ctx.Reshape(addBias(ctx, d.linear(ctx, l.Wv, cur, drop), l.Bv), hp.HeadDim, hp.NHeadKV, n)
+	q = ctx.Rope(q, pos, hp.RopeDims, hp.RopeMode, hp.NCtxTrain, hp.RopeBase, hp.RopeScale)
+	k = ctx.Rope(k, pos, hp.RopeDims, hp.RopeMode, hp.NCtxTrain, hp.RopeBase, hp.RopeScale)
+	return q, k, v
+}
+
+// attnOut adds the attention output's projection to the residual stream x.
+func (d *Decoder) attnOut(ctx *ggml.Context, l *Layer, x, att ggml.Tensor, drop bool) ggml.Tensor {
+	return ctx.Add(x, addBias(ctx, d.linear(ctx, l.Wo, att, drop), l.Bo))
+}
+
+// ffn adds the block's SwiGLU feed-forward to the residual stream x.
+func (d *Decoder) ffn(ctx *ggml.Context, l *Layer, x ggml.Tensor, drop bool) ggml.Tensor {
+	cur := ctx.Mul(ctx.RMSNorm(x, d.HP.RMSEps), l.FFNNorm)
+	h := ctx.SwiGLU(d.linear(ctx, l.Gate, cur, drop), d.linear(ctx, l.Up, cur, drop))
+	return ctx.Add(x, d.linear(ctx, l.Down, h, drop))
+}
+
+// outNorm is the final norm before the output layer.
+func (d *Decoder) outNorm(ctx *ggml.Context, x ggml.Tensor) ggml.Tensor {
+	return ctx.Mul(ctx.RMSNorm(x, d.HP.RMSEps), d.W.OutNorm)
 }
 
 // attention is softmax(k·q·scale + mask)·v over all heads, written with ops that have a
 // backward pass (no flash attention). q: [hd, n_head, T], k, v: [hd, n_kv, T].
-func (d *Decoder) attention(ctx *ggml.Context, q, k, v, mask ggml.Tensor, scale float32) ggml.Tensor {
+func (d *Decoder) attention(ctx *ggml.Context, q, k, v, mask ggml.Tensor) ggml.Tensor {
 	hp := d.HP
+	scale := float32(1 / math.Sqrt(float64(hp.HeadDim)))
 	T := q.Ne()[2]
 	q = ctx.Permute(q, 0, 2, 1, 3) // [hd, T, n_head]
 	k = ctx.Permute(k, 0, 2, 1, 3) // [hd, T, n_kv]

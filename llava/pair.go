@@ -141,48 +141,26 @@ func (pi *PairInputs) Set(b *Batch, outRows, targets []int32) error {
 // vocabulary product is a large part of a forward pass. The second pass recomputes only
 // the hidden rows. An adapter on the output layer itself is not applied to that logit.
 func (d *Decoder) ForwardPair(ctx *ggml.Context, in *Inputs, pi *PairInputs) (logits, targetNoImg ggml.Tensor) {
-	hp := d.HP
-	T, NH := in.Rows, pi.NH
-	x := ctx.Add(ctx.Mul(ctx.GetRows(d.W.TokEmbd, in.TokIDs), in.TokMask), in.Embd)
+	NOut := in.NOut
+	x := d.embed(ctx, in)
 	xh := ctx.GetRows(x, pi.HRows) // hidden rows are token rows: their input is the same
-	kqScale := float32(1 / math.Sqrt(float64(hp.HeadDim)))
 	drop := d.Train
 	for il := range d.W.Layers {
 		l := &d.W.Layers[il]
-		qkv := func(x ggml.Tensor, n int, pos ggml.Tensor, drop bool) (q, k, v ggml.Tensor) {
-			cur := ctx.Mul(ctx.RMSNorm(x, hp.RMSEps), l.AttnNorm)
-			q = ctx.Reshape(addBias(ctx, d.linear(ctx, l.Wq, cur, drop), l.Bq), hp.HeadDim, hp.NHead, n)
-			k = ctx.Reshape(addBias(ctx, d.linear(ctx, l.Wk, cur, drop), l.Bk), hp.HeadDim, hp.NHeadKV, n)
-			v = ctx.Reshape(addBias(ctx, d.linear(ctx, l.Wv, cur, drop), l.Bv), hp.HeadDim, hp.NHeadKV, n)
-			q = ctx.Rope(q, pos, hp.RopeDims, hp.RopeMode, hp.NCtxTrain, hp.RopeBase, hp.RopeScale)
-			k = ctx.Rope(k, pos, hp.RopeDims, hp.RopeMode, hp.NCtxTrain, hp.RopeBase, hp.RopeScale)
-			return q, k, v
-		}
-		ffn := func(x ggml.Tensor, drop bool) ggml.Tensor {
-			cur := ctx.Mul(ctx.RMSNorm(x, hp.RMSEps), l.FFNNorm)
-			h := ctx.SwiGLU(d.linear(ctx, l.Gate, cur, drop), d.linear(ctx, l.Up, cur, drop))
-			return ctx.Add(x, d.linear(ctx, l.Down, h, drop))
-		}
-		q, k, v := qkv(x, T, in.Pos, drop)
-		att := d.attention(ctx, q, k, v, in.KQMask, kqScale)
-		x = ctx.Add(x, addBias(ctx, d.linear(ctx, l.Wo, att, drop), l.Bo))
-		x = ffn(x, drop)
+		q, k, v := d.qkv(ctx, l, x, in.Pos, drop)
+		x = d.attnOut(ctx, l, x, d.attention(ctx, q, k, v, in.KQMask), drop)
+		x = d.ffn(ctx, l, x, drop)
 
 		// The image-absent pass: no gradient flows here, so keys and values may be joined
 		// with concat, which has no backward.
-		qh, kh, vh := qkv(xh, NH, pi.HPos, false)
-		kAll := ctx.Concat(k, kh, 2)
-		vAll := ctx.Concat(v, vh, 2)
-		atth := d.attention(ctx, qh, kAll, vAll, pi.KQMaskH, kqScale)
-		xh = ctx.Add(xh, addBias(ctx, d.linear(ctx, l.Wo, atth, false), l.Bo))
-		xh = ffn(xh, false)
+		qh, kh, vh := d.qkv(ctx, l, xh, pi.HPos, false)
+		atth := d.attention(ctx, qh, ctx.Concat(k, kh, 2), ctx.Concat(v, vh, 2), pi.KQMaskH)
+		xh = d.attnOut(ctx, l, xh, atth, false)
+		xh = d.ffn(ctx, l, xh, false)
 	}
-	norm := func(x, rows ggml.Tensor) ggml.Tensor {
-		return ctx.Mul(ctx.RMSNorm(ctx.GetRows(x, rows), hp.RMSEps), d.W.OutNorm)
-	}
-	logits = d.linear(ctx, d.W.Output, norm(x, in.OutRows), drop)
+	logits = d.linear(ctx, d.W.Output, d.outNorm(ctx, ctx.GetRows(x, in.OutRows)), drop)
 	// The target logit is the dot product of the final state with the target's output row.
-	h := norm(ctx.Concat(x, xh, 1), pi.OutRows)
+	h := d.outNorm(ctx, ctx.GetRows(ctx.Concat(x, xh, 1), pi.OutRows))
 	targetNoImg = ctx.SumRows(ctx.Mul(h, ctx.GetRows(d.W.Output, pi.Targets)))
-	return logits, ctx.Reshape(targetNoImg, 1, in.NOut)
+	return logits, ctx.Reshape(targetNoImg, 1, NOut)
 }

@@ -2,6 +2,7 @@ package cal
 
 import (
 	"fmt"
+	"math"
 
 	"github.com/calft/calft/bindings/ggml"
 )
@@ -64,6 +65,9 @@ func NewLossInputs(ctx *ggml.Context, n int, opt Options) *LossInputs {
 func (li *LossInputs) Set(nVocab int, targets []Target) error {
 	if len(targets) > li.N {
 		return fmt.Errorf("%d targets for a loss built for %d rows", len(targets), li.N)
+	}
+	if int64(li.N)*int64(nVocab) > math.MaxInt32 {
+		return fmt.Errorf("%d scored rows × a vocabulary of %d exceed ggml's int32 row index; use smaller batches", li.N, nVocab)
 	}
 	h := li.opt.half()
 	k := 2*h + 1
@@ -129,9 +133,10 @@ func rowCE(ctx *ggml.Context, g *ggml.Graph, d *Detacher, logits, zy ggml.Tensor
 
 // Build adds the loss over logits [n_vocab, N] to g. For CAL, logitsNoImg are the same
 // rows' logits with the image hidden — [n_vocab, N], or just each row's target logit
-// [1, N]; Δ, the weights and Σ w are constants to autodiff.
+// [1, N], and then imgTarget is the image pass's target logit [1, N] computed the same
+// way (for Δ only). Δ, the weights and Σ w are constants to autodiff.
 // The nodes that must run before the loss are expanded into g here.
-func Build(ctx *ggml.Context, g *ggml.Graph, d *Detacher, obj Objective, logits, logitsNoImg ggml.Tensor, in *LossInputs) Loss {
+func Build(ctx *ggml.Context, g *ggml.Graph, d *Detacher, obj Objective, logits, logitsNoImg, imgTarget ggml.Tensor, in *LossInputs) Loss {
 	zy := pick(ctx, logits, in.FlatIdx)
 	var l Loss
 	l.ZImg = zy
@@ -139,13 +144,13 @@ func Build(ctx *ggml.Context, g *ggml.Graph, d *Detacher, obj Objective, logits,
 	n := in.N
 	switch obj {
 	case CAL:
-		zNo := logitsNoImg
+		zNo, zImg := logitsNoImg, imgTarget
 		if logitsNoImg.Ne()[0] != 1 {
-			zNo = pick(ctx, logitsNoImg, in.FlatIdx)
+			zNo, zImg = pick(ctx, logitsNoImg, in.FlatIdx), zy
 		}
-		l.ZNoImg = zNo
+		l.ZImg, l.ZNoImg = zImg, zNo // the pair Δ is made of
 		h := in.opt.half()
-		pad, delta := d.Detach(ctx, g, ctx.Sub(zy, zNo), h)
+		pad, delta := d.Detach(ctx, g, ctx.Sub(zImg, zNo), h)
 		l.Delta = delta
 		// ggml's clamp works in place: clamp a copy, so Δ stays readable.
 		c := ctx.Clamp(ctx.Cont(pad), float32(in.opt.Lo), float32(in.opt.Hi))

@@ -88,7 +88,6 @@ func (c *EmbedCache) Get(path string) ([]float32, error) {
 	if c.dir != "" {
 		file = filepath.Join(c.dir, key+".f32")
 		if e, err := readEmbedding(file); err == nil {
-			c.mem[key] = e
 			c.Hits++
 			return e, nil
 		}
@@ -102,7 +101,11 @@ func (c *EmbedCache) Get(path string) ([]float32, error) {
 		return nil, fmt.Errorf("%s: %w", path, err)
 	}
 	c.Encoded++
-	c.mem[key] = e
+	if file == "" {
+		// With a disk cache, rows are read back from disk when needed: keeping every
+		// image in memory too would grow with the dataset.
+		c.mem[key] = e
+	}
 	if file != "" {
 		if err := writeEmbedding(file, e); err != nil {
 			return nil, err

@@ -100,6 +100,9 @@ func (b *Builder) Build(rec *Record) (*Sample, error) {
 			return nil, nil, fail("%v", err)
 		}
 		k := strings.Count(text, mtmd.DefaultMarker())
+		if k > len(imgs) {
+			return nil, nil, fail("its text holds %s itself; remove that marker (images are placed with %s)", mtmd.DefaultMarker(), ImagePlaceholder)
+		}
 		return b.tokenize(text, imgs[:k])
 	}
 	full, nImage, err := render(len(msgs), false)

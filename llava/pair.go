@@ -140,7 +140,11 @@ func (pi *PairInputs) Set(b *Batch, outRows, targets []int32) error {
 // pass, only each scored row's target logit [1, NOut]: CAL needs no other, and the
 // vocabulary product is a large part of a forward pass. The second pass recomputes only
 // the hidden rows. An adapter on the output layer itself is not applied to that logit.
-func (d *Decoder) ForwardPair(ctx *ggml.Context, in *Inputs, pi *PairInputs) (logits, targetNoImg ggml.Tensor) {
+//
+// targetImg is the full pass's target logit computed the same way as targetNoImg, so
+// that Δ compares like with like: with a quantized output layer the product behind
+// logits rounds its activations, a dot product with the dequantized row does not.
+func (d *Decoder) ForwardPair(ctx *ggml.Context, in *Inputs, pi *PairInputs) (logits, targetImg, targetNoImg ggml.Tensor) {
 	NOut := in.NOut
 	x := d.embed(ctx, in)
 	xh := ctx.GetRows(x, pi.HRows) // hidden rows are token rows: their input is the same
@@ -158,9 +162,12 @@ func (d *Decoder) ForwardPair(ctx *ggml.Context, in *Inputs, pi *PairInputs) (lo
 		xh = d.attnOut(ctx, l, xh, atth, false)
 		xh = d.ffn(ctx, l, xh, false)
 	}
-	logits = d.linear(ctx, d.W.Output, d.outNorm(ctx, ctx.GetRows(x, in.OutRows)), drop)
-	// The target logit is the dot product of the final state with the target's output row.
+	hFull := d.outNorm(ctx, ctx.GetRows(x, in.OutRows))
+	logits = d.linear(ctx, d.W.Output, hFull, drop)
+	// A target logit is the dot product of a final state with the target's output row.
+	rowsOut := ctx.GetRows(d.W.Output, pi.Targets)
 	h := d.outNorm(ctx, ctx.GetRows(ctx.Concat(x, xh, 1), pi.OutRows))
-	targetNoImg = ctx.SumRows(ctx.Mul(h, ctx.GetRows(d.W.Output, pi.Targets)))
-	return logits, ctx.Reshape(targetNoImg, 1, NOut)
+	targetNoImg = ctx.SumRows(ctx.Mul(h, rowsOut))
+	targetImg = ctx.Reshape(ctx.SumRows(ctx.Mul(hFull, rowsOut)), 1, NOut)
+	return logits, targetImg, ctx.Reshape(targetNoImg, 1, NOut)
 }

@@ -56,15 +56,21 @@ func (ad *Adapter) FromHost(h *HostAdapter) error {
 	if h.Rank != ad.Rank || len(h.Pairs) != len(ad.Pairs) {
 		return fmt.Errorf("adapter has rank %d and %d pairs, the values rank %d and %d pairs", ad.Rank, len(ad.Pairs), h.Rank, len(h.Pairs))
 	}
-	for i, hp := range h.Pairs {
-		p := ad.Pairs[i]
-		if hp.Base != p.Base || hp.NIn != p.NIn || hp.NOut != p.NOut {
-			return fmt.Errorf("adapter pair %d is %s [%d→%d], the values are for %s [%d→%d]", i, p.Base, p.NIn, p.NOut, hp.Base, hp.NIn, hp.NOut)
+	// Files list pairs in any order (llama.cpp and converters differ): match by name.
+	for _, hp := range h.Pairs {
+		p := ad.byBase[hp.Base]
+		if p == nil {
+			return fmt.Errorf("the values adapt %s, which this adapter does not target", hp.Base)
+		}
+		if hp.NIn != p.NIn || hp.NOut != p.NOut {
+			return fmt.Errorf("%s is [%d→%d] here, the values are [%d→%d]", p.Base, p.NIn, p.NOut, hp.NIn, hp.NOut)
 		}
 		p.A.SetF32(hp.A)
 		p.B.SetF32(hp.B)
 	}
-	ad.Alpha = h.Alpha
+	if h.Alpha != ad.Alpha {
+		return fmt.Errorf("the values were trained with alpha %g, this adapter has alpha %g; use the same --alpha", h.Alpha, ad.Alpha)
+	}
 	return nil
 }
 

@@ -31,6 +31,8 @@ type checkpointState struct {
 	OptStep int    `json:"opt_step"` // AdamW's step counter
 	Total   int    `json:"total_steps"`
 	Config  Config `json:"config"`
+	// DataDigest identifies the built samples, so a resume on changed data is refused.
+	DataDigest string `json:"data_digest"`
 }
 
 func checkpointRoot(out string) string { return filepath.Join(out, checkpointsDir) }
@@ -62,9 +64,21 @@ func saveCheckpoint(out string, arch string, ad *lora.Adapter, opt *Optimizer, s
 		return "", err
 	}
 	final := filepath.Join(root, name)
-	os.RemoveAll(final)
+	// A checkpoint of the same step may exist (a run stopped at its last step, then
+	// resumed): move it aside rather than delete it before the new one is in place.
+	old := ""
+	if _, err := os.Stat(final); err == nil {
+		old = filepath.Join(root, ".old-"+name)
+		os.RemoveAll(old)
+		if err := os.Rename(final, old); err != nil {
+			return "", err
+		}
+	}
 	if err := os.Rename(tmp, final); err != nil {
 		return "", err
+	}
+	if old != "" {
+		os.RemoveAll(old)
 	}
 	if err := fsutil.WriteFileAtomic(filepath.Join(root, latestFile), []byte(name+"\n")); err != nil {
 		return "", err

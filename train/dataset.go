@@ -1,6 +1,9 @@
 package train
 
 import (
+	"crypto/sha256"
+	"encoding/binary"
+	"encoding/hex"
 	"fmt"
 	"io"
 	"math/rand/v2"
@@ -87,6 +90,23 @@ func (e *Env) LoadDataset(c *Config) (*Dataset, error) {
 		return nil, fmt.Errorf("%s: no usable training sample (%d skipped)%s", c.Data, len(ds.Skipped), b.String())
 	}
 	return ds, nil
+}
+
+// digest identifies the built training and validation samples (ids, rows, targets).
+func (ds *Dataset) digest() string {
+	h := sha256.New()
+	for _, set := range [][]*data.Sample{ds.Train, ds.Val} {
+		for _, s := range set {
+			h.Write([]byte(s.ID))
+			binary.Write(h, binary.LittleEndian, s.Rows)
+			binary.Write(h, binary.LittleEndian, s.Target)
+			for _, p := range s.Images {
+				h.Write([]byte(p))
+			}
+		}
+		h.Write([]byte{0})
+	}
+	return hex.EncodeToString(h.Sum(nil))
 }
 
 // order is the sample order of an epoch: a permutation fixed by the seed and the epoch,

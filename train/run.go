@@ -142,7 +142,7 @@ func Run(ctx context.Context, c Config, o Options) (*Summary, error) {
 	}
 	start := 0
 	if c.Resume {
-		if start, err = resume(&c, ad, opt, total); err != nil {
+		if start, err = resume(&c, ad, opt, total, ds.digest()); err != nil {
 			return nil, err
 		}
 		sum.Resumed = start
@@ -155,7 +155,7 @@ func Run(ctx context.Context, c Config, o Options) (*Summary, error) {
 	defer metrics.Close()
 
 	r := &runner{env: env, dec: &llava.Decoder{HP: env.Model.HP, W: &env.Model.W, Adapter: ad}, opt: opt,
-		calOpt: c.CALOptions(), graphs: map[Shape]*StepGraph{}}
+		calOpt: c.CALOptions(), dropout: c.Dropout > 0, graphs: map[Shape]*StepGraph{}}
 	defer r.close()
 	if len(ds.Val) > 0 && start == 0 {
 		v, err := r.valLoss(ds.Val)
@@ -174,9 +174,11 @@ func Run(ctx context.Context, c Config, o Options) (*Summary, error) {
 	adamw := AdamW{Beta1: c.Beta1, Beta2: c.Beta2, Eps: c.Eps, WeightDecay: c.WeightDecay}
 	began := time.Now()
 	var tokensAll int
+	digest := ds.digest()
 	state := func(step int) checkpointState {
-		return checkpointState{Step: step, OptStep: opt.Step, Total: total, Config: c}
+		return checkpointState{Step: step, OptStep: opt.Step, Total: total, Config: c, DataDigest: digest}
 	}
+	orderEpoch, perm := -1, []int(nil) // the current epoch's sample order
 	for step := start; step < total; step++ {
 		t0 := time.Now()
 		opt.ZeroGrad()
@@ -188,7 +190,10 @@ func Run(ctx context.Context, c Config, o Options) (*Summary, error) {
 			for k := 0; k < c.Batch; k++ {
 				n := len(ds.Train)
 				idx := cursor + k
-				picked = append(picked, ds.Train[order(c.Seed, idx/n, n)[idx%n]])
+				if idx/n != orderEpoch {
+					orderEpoch, perm = idx/n, order(c.Seed, idx/n, n)
+				}
+				picked = append(picked, ds.Train[perm[idx%n]])
 			}
 			l, w, rows, err := r.step(obj, picked, c.Seed^uint64(step*c.Accum+micro+1)*0x9e3779b97f4a7c15)
 			if err != nil {
@@ -322,7 +327,7 @@ func prepareOut(c *Config) error {
 }
 
 // resume restores the newest checkpoint and returns the step to continue from.
-func resume(c *Config, ad *lora.Adapter, opt *Optimizer, total int) (int, error) {
+func resume(c *Config, ad *lora.Adapter, opt *Optimizer, total int, digest string) (int, error) {
 	dir, err := latestCheckpoint(c.Out)
 	if err != nil {
 		return 0, err
@@ -349,6 +354,8 @@ func resume(c *Config, ad *lora.Adapter, opt *Optimizer, total int) (int, error)
 		{"epochs", a.Epochs, b.Epochs}, {"batch", a.Batch, b.Batch}, {"accum", a.Accum, b.Accum}, {"lr", a.LR, b.LR},
 		{"beta1", a.Beta1, b.Beta1}, {"beta2", a.Beta2, b.Beta2}, {"eps", a.Eps, b.Eps}, {"weight-decay", a.WeightDecay, b.WeightDecay},
 		{"warmup", a.Warmup, b.Warmup}, {"schedule", a.Schedule, b.Schedule}, {"clip", a.Clip, b.Clip}, {"seed", a.Seed, b.Seed},
+		{"template", a.Template, b.Template}, {"max-rows", a.MaxRows, b.MaxRows}, {"on-error", a.OnError, b.OnError},
+		{"image-dir", a.ImageDir, b.ImageDir},
 	} {
 		if !reflect.DeepEqual(p.x, p.y) {
 			diffs = append(diffs, fmt.Sprintf("%s: checkpoint %v, now %v", p.name, p.x, p.y))
@@ -359,6 +366,9 @@ func resume(c *Config, ad *lora.Adapter, opt *Optimizer, total int) (int, error)
 	}
 	if st.Total != total {
 		return 0, fmt.Errorf("cannot resume %s: it was a run of %d steps, this one has %d (did the data change?)", dir, st.Total, total)
+	}
+	if st.DataDigest != digest {
+		return 0, fmt.Errorf("cannot resume %s: the training samples differ from the checkpoint's (the data, images or template changed)", dir)
 	}
 	if err := ad.FromHost(h); err != nil {
 		return 0, fmt.Errorf("checkpoint %s: %w", dir, err)

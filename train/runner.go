@@ -22,12 +22,13 @@ const (
 
 // runner turns micro-batches into computed steps, keeping a few built graphs.
 type runner struct {
-	env    *Env
-	dec    *llava.Decoder
-	opt    *Optimizer
-	calOpt cal.Options
-	graphs map[Shape]*StepGraph
-	lru    []Shape
+	env     *Env
+	dec     *llava.Decoder
+	opt     *Optimizer
+	calOpt  cal.Options
+	dropout bool // LoRA dropout is on
+	graphs  map[Shape]*StepGraph
+	lru     []Shape
 }
 
 func roundUp(n, m int) int { return (n + m - 1) / m * m }
@@ -106,7 +107,9 @@ func (r *runner) step(obj cal.Objective, samples []*data.Sample, dropSeed uint64
 		return 0, nil, 0, err
 	}
 	sh := Shape{Rows: b.Rows(), Scored: roundUp(max(len(rows), 1), scoredBucket), Obj: obj, Backward: true}
-	if obj == cal.CAL {
+	if obj == cal.CAL && !r.dropout {
+		// The shared image-absent pass reuses the training pass's unchanged rows, which
+		// carry its dropout masks; with dropout, the separate dropout-free pass is used.
 		sh.Hidden = HiddenFor(b)
 	}
 	g, err := r.graph(sh)
@@ -118,7 +121,11 @@ func (r *runner) step(obj cal.Objective, samples []*data.Sample, dropSeed uint64
 	if err != nil {
 		return 0, nil, 0, err
 	}
-	return l, g.Loss.Weight.F32()[:len(targets)], b.Rows(), nil
+	real := 0
+	for _, s := range samples {
+		real += len(s.Rows)
+	}
+	return l, g.Loss.Weight.F32()[:len(targets)], real, nil
 }
 
 // valLoss is the mean cross-entropy per supervised token over samples: the same measure

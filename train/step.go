@@ -72,11 +72,11 @@ func NewStepGraph(be *ggml.Backend, dec *llava.Decoder, opt *Optimizer, sh Shape
 	dec = &train
 	s.in = llava.NewInputs(s.ctx, dec.HP, sh.Rows, sh.Scored, calPass && sh.Hidden == 0)
 	s.li = cal.NewLossInputs(s.ctx, sh.Scored, co)
-	var logits, noImg ggml.Tensor
+	var logits, noImg, imgTarget ggml.Tensor
 	switch {
 	case calPass && sh.Hidden > 0:
 		s.pair = llava.NewPairInputs(s.ctx, s.in, sh.Hidden)
-		logits, noImg = dec.ForwardPair(s.ctx, s.in, s.pair)
+		logits, imgTarget, noImg = dec.ForwardPair(s.ctx, s.in, s.pair)
 	case calPass:
 		// The image-absent pass goes first so that its detached Δ is ready for the loss.
 		noImg = dec.Forward(s.ctx, s.in, true)
@@ -92,7 +92,7 @@ func NewStepGraph(be *ggml.Backend, dec *llava.Decoder, opt *Optimizer, sh Shape
 	if ad, ok := dec.Adapter.(interface{ TakeDropoutInputs() []ggml.Tensor }); ok {
 		s.drops = ad.TakeDropoutInputs()
 	}
-	s.Loss = cal.Build(s.ctx, s.g, s.det, sh.Obj, logits, noImg, s.li)
+	s.Loss = cal.Build(s.ctx, s.g, s.det, sh.Obj, logits, noImg, imgTarget, s.li)
 	s.Phases[1] = s.g.NNodes()
 	if sh.Backward {
 		if opt == nil {

@@ -40,7 +40,7 @@ func DefaultOptions(quick bool) Options {
 	o := Options{Out: "out/demo", Seeds: 3, TrainN: 240, HeldN: 48, Noise: 0.3,
 		WarmSteps: 600, Steps: 200, Batch: 8, LR: 5e-3, Rank: 16}
 	if quick {
-		o.Quick, o.Seeds, o.HeldN, o.WarmSteps, o.Steps = true, 2, 24, 200, 50
+		o.Quick, o.Seeds, o.HeldN, o.WarmSteps, o.Steps = true, 2, 24, 350, 80
 	}
 	return o
 }

@@ -185,8 +185,8 @@ func Run(o Options) (*Result, error) {
 	return r, nil
 }
 
-// benchRows is the benchmark's row count: every preset sequence has 192 rows, so
-// runs with and without image rows compare.
+// benchRows is smol135's row count, kept when --image-rows changes so that runs with
+// and without image rows compare.
 const benchRows = 192
 
 // sequence is the preset's benchmark sample: a text prefix, image rows (random

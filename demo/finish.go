@@ -3,6 +3,7 @@ package demo
 import (
 	"fmt"
 	"io"
+	"math"
 	"path/filepath"
 	"strings"
 
@@ -54,19 +55,12 @@ func (rep *Report) verdict() string {
 			who = "neither"
 		}
 		sep := ""
-		if abs(cl-ce) < ceStd+clStd {
+		if math.Abs(cl-ce) < ceStd+clStd {
 			sep = " (the seeds' spreads overlap: not a clear difference)"
 		}
 		fmt.Fprintf(&b, "- %s: ce %.3f, cal %.3f → %s is better%s\n", m.name, ce, cl, who, sep)
 	}
 	return b.String()
-}
-
-func abs(x float64) float64 {
-	if x < 0 {
-		return -x
-	}
-	return x
 }
 
 func (rep *Report) markdown() string {

@@ -388,3 +388,18 @@ func CheckMmprojForModel(mm *MmprojInfo, model *TextModelInfo) error {
 	}
 	return nil
 }
+
+// CheckModelAndMmproj checks a text model and, when mmprojPath is not empty, its vision
+// projector and that the two fit together: everything to verify before either file
+// reaches llama.cpp.
+func CheckModelAndMmproj(modelPath, mmprojPath string) (*TextModelInfo, error) {
+	model, err := CheckTextModel(modelPath)
+	if err != nil || mmprojPath == "" {
+		return model, err
+	}
+	mm, err := CheckMmproj(mmprojPath)
+	if err != nil {
+		return nil, err
+	}
+	return model, CheckMmprojForModel(mm, model)
+}

@@ -24,18 +24,9 @@ type Session struct {
 
 // NewSession loads a model (and an mmproj, when not empty) after checking them in Go.
 func NewSession(modelPath, mmprojPath string, nCtx, threads int) (*Session, error) {
-	info, err := gguf.CheckTextModel(modelPath)
+	info, err := gguf.CheckModelAndMmproj(modelPath, mmprojPath)
 	if err != nil {
 		return nil, err
-	}
-	if mmprojPath != "" {
-		mm, err := gguf.CheckMmproj(mmprojPath)
-		if err != nil {
-			return nil, err
-		}
-		if err := gguf.CheckMmprojForModel(mm, info); err != nil {
-			return nil, err
-		}
 	}
 	s := &Session{info: info, adapters: map[string]*llama.Adapter{}, Template: true}
 	if s.model, err = llama.LoadModel(modelPath, llama.ModelParams{UseMmap: true}); err != nil {

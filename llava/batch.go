@@ -19,6 +19,14 @@ type Sequence struct {
 // Len is the number of rows.
 func (s *Sequence) Len() int { return len(s.Tokens) }
 
+// Position is row i's position: Pos[i], or i when Pos is nil.
+func (s *Sequence) Position(i int) int32 {
+	if s.Pos != nil {
+		return s.Pos[i]
+	}
+	return int32(i)
+}
+
 // NImageRows counts the rows fed from embeddings.
 func (s *Sequence) NImageRows() int {
 	n := 0
@@ -117,11 +125,7 @@ func (b *Batch) layout(hp HParams, hideImages bool) (*hostInputs, error) {
 		img := 0
 		for i, t := range s.Tokens {
 			r := start + i
-			if s.Pos != nil {
-				in.pos[r] = s.Pos[i]
-			} else {
-				in.pos[r] = int32(i)
-			}
+			in.pos[r] = s.Position(i)
 			if t == ImageRow {
 				copy(in.embd[r*hp.NEmbd:(r+1)*hp.NEmbd], s.Embd[img*hp.NEmbd:(img+1)*hp.NEmbd])
 				img++

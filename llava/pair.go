@@ -65,24 +65,12 @@ func (pi *PairInputs) Set(b *Batch, outRows, targets []int32) error {
 	}
 	seqOf := make([]int, T)
 	isImage := make([]bool, T)
+	pos := make([]int32, T)
 	row := 0
 	for si := range b.Seqs {
-		for _, t := range b.Seqs[si].Tokens {
-			seqOf[row] = si
-			isImage[row] = t == ImageRow
-			row++
-		}
-	}
-	pos := make([]int32, T)
-	row = 0
-	for si := range b.Seqs {
 		s := &b.Seqs[si]
-		for i := range s.Tokens {
-			if s.Pos != nil {
-				pos[row] = s.Pos[i]
-			} else {
-				pos[row] = int32(i)
-			}
+		for i, t := range s.Tokens {
+			seqOf[row], isImage[row], pos[row] = si, t == ImageRow, s.Position(i)
 			row++
 		}
 	}

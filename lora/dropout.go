@@ -1,7 +1,9 @@
 package lora
 
 import (
+	"maps"
 	"math/rand/v2"
+	"slices"
 
 	"github.com/calft/calft/bindings/ggml"
 )
@@ -41,7 +43,7 @@ func (ad *Adapter) EnableDropout(be *ggml.Backend, p float32, seed uint64) error
 	}
 	rng := rand.New(rand.NewPCG(seed, 0xd40f))
 	keep := 1 / (1 - p)
-	for _, w := range sortedKeys(widths) {
+	for _, w := range slices.Sorted(maps.Keys(widths)) {
 		v := make([]float32, w*dropoutPoolRows)
 		for i := range v {
 			if rng.Float32() >= p {
@@ -52,21 +54,6 @@ func (ad *Adapter) EnableDropout(be *ggml.Backend, p float32, seed uint64) error
 	}
 	ad.drop = d
 	return nil
-}
-
-func sortedKeys(m map[int]bool) []int {
-	var out []int
-	for k := range m {
-		out = append(out, k)
-	}
-	for i := range out {
-		for j := i + 1; j < len(out); j++ {
-			if out[j] < out[i] {
-				out[i], out[j] = out[j], out[i]
-			}
-		}
-	}
-	return out
 }
 
 // Drop implements llava.Dropper: x [n_in, T] times a mask drawn per step.

@@ -7,6 +7,7 @@ import (
 	"math/rand/v2"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
@@ -70,7 +71,7 @@ func TestDifferentSeedDifferentWeights(t *testing.T) {
 		for _, ti := range f1.Tensors {
 			w1, _ := f1.TensorF32(ti.Name)
 			w2, _ := f2.TensorF32(ti.Name)
-			if equalFloats(w1, w2) {
+			if slices.Equal(w1, w2) {
 				t.Errorf("%s %s is identical for seeds 1 and 2", name, ti.Name)
 			}
 		}
@@ -79,18 +80,6 @@ func TestDifferentSeedDifferentWeights(t *testing.T) {
 			t.Errorf("%s: layout depends on the seed", name)
 		}
 	}
-}
-
-func equalFloats(a, b []float32) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for i := range a {
-		if a[i] != b[i] {
-			return false
-		}
-	}
-	return true
 }
 
 func TestGeneratedFilesPassChecks(t *testing.T) {

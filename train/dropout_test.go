@@ -1,6 +1,7 @@
 package train
 
 import (
+	"slices"
 	"testing"
 
 	"github.com/calft/calft/cal"
@@ -50,18 +51,10 @@ func TestLoRADropout(t *testing.T) {
 		return opt.Grad(params[0])
 	}
 	a, b, a2 := grad(1), grad(2), grad(1)
-	same := func(x, y []float32) bool {
-		for i := range x {
-			if x[i] != y[i] {
-				return false
-			}
-		}
-		return true
-	}
-	if same(a, b) {
+	if slices.Equal(a, b) {
 		t.Error("different dropout masks gave the same gradient")
 	}
-	if !same(a, a2) {
+	if !slices.Equal(a, a2) {
 		t.Error("the same dropout seed gave different gradients")
 	}
 	sh.Backward = false

@@ -45,20 +45,11 @@ func OpenEnv(o EnvOptions) (*Env, error) {
 			return nil, fmt.Errorf("model file %w", err)
 		}
 	}
-	info, err := gguf.CheckTextModel(o.Model)
-	if err != nil {
+	if _, err := gguf.CheckModelAndMmproj(o.Model, o.Mmproj); err != nil {
 		return nil, err
 	}
-	if o.Mmproj != "" {
-		mm, err := gguf.CheckMmproj(o.Mmproj)
-		if err != nil {
-			return nil, err
-		}
-		if err := gguf.CheckMmprojForModel(mm, info); err != nil {
-			return nil, err
-		}
-	}
 	e := &Env{}
+	var err error
 	ok := false
 	defer func() {
 		if !ok {

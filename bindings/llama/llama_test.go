@@ -5,6 +5,7 @@ import (
 	"math"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 )
@@ -170,7 +171,7 @@ func TestDecode(t *testing.T) {
 	if err != nil || len(last) != m.NVocab() {
 		t.Fatalf("Logits(-1): %v", err)
 	}
-	if !equal(last, all[(len(toks)-1)*m.NVocab():]) {
+	if !slices.Equal(last, all[(len(toks)-1)*m.NVocab():]) {
 		t.Error("Logits(-1) differs from the last row of LogitsAll")
 	}
 
@@ -321,18 +322,6 @@ func TestLogFilter(t *testing.T) {
 	if got := takeErrors(); got != "error line more" {
 		t.Errorf("kept errors %q", got)
 	}
-}
-
-func equal(a, b []float32) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for i := range a {
-		if a[i] != b[i] {
-			return false
-		}
-	}
-	return true
 }
 
 func maxDiff(a, b []float32) float64 {

@@ -4,6 +4,7 @@ import (
 	"math"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
@@ -54,7 +55,7 @@ func TestEncode(t *testing.T) {
 	// A different image gives different rows; the same image the same rows.
 	again, _ := c.Encode(gradient(32, 32), 32, 32)
 	other, _ := c.Encode(make([]byte, 3*32*32), 32, 32)
-	if !same(e.Data, again.Data) || same(e.Data, other.Data) {
+	if !slices.Equal(e.Data, again.Data) || slices.Equal(e.Data, other.Data) {
 		t.Error("encode is not a function of the image")
 	}
 	if n, err := c.TokensPerImage(32, 32); err != nil || n != 16 {
@@ -89,7 +90,7 @@ func TestTokenizePrompt(t *testing.T) {
 	}
 	// The text chunks are what the model's tokenizer gives for the surrounding text.
 	first, _ := m.Tokenize("look: ", true, true)
-	if !sameTok(p.Chunks[0].Tokens, first) {
+	if !slices.Equal(p.Chunks[0].Tokens, first) {
 		t.Errorf("first chunk %v, want %v", p.Chunks[0].Tokens, first)
 	}
 	img := p.Chunks[1]
@@ -108,7 +109,7 @@ func TestTokenizePrompt(t *testing.T) {
 		t.Fatalf("encode chunk: %v", err)
 	}
 	direct, _ := c.Encode(gradient(32, 32), 32, 32)
-	if !same(e.Data, direct.Data) {
+	if !slices.Equal(e.Data, direct.Data) {
 		t.Error("prompt encode differs from Encode")
 	}
 	if _, err := p.Encode(0); err == nil {
@@ -132,7 +133,7 @@ func TestMRoPEPositions(t *testing.T) {
 		10, 11, 12, 10, 11, 12, // column
 		0, 0, 0, 0, 0, 0,
 	}
-	if !sameTok(got, want) {
+	if !slices.Equal(got, want) {
 		t.Errorf("M-RoPE positions %v", got)
 	}
 }
@@ -176,28 +177,4 @@ func TestModelCloseClosesProjector(t *testing.T) {
 		t.Fatal("projector still open after its model was closed")
 	}
 	c.Close()
-}
-
-func same(a, b []float32) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for i := range a {
-		if a[i] != b[i] {
-			return false
-		}
-	}
-	return true
-}
-
-func sameTok(a, b []int32) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for i := range a {
-		if a[i] != b[i] {
-			return false
-		}
-	}
-	return true
 }

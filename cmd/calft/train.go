@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"os"
 	"os/signal"
@@ -122,10 +121,7 @@ YAML --config file (same names) or a CALFT_<NAME> variable; flags win.`,
 			defer stop()
 			sum, err := train.Run(ctx, c, train.Options{Log: cmd.ErrOrStderr(), StopAfter: stopAfter})
 			if err != nil {
-				if errors.Is(err, train.ErrInterrupted) {
-					return err
-				}
-				return err
+				return err // an interrupt's error says how to resume
 			}
 			if sum == nil {
 				return nil // dry run

@@ -29,6 +29,12 @@ type Options struct {
 	Rank      int
 	ImageRows int // -1: the preset's
 	Profile   bool
+	// BackwardWeights is the type of the frozen matrices' transposed copies that the
+	// backward pass multiplies with (llava.BackwardTypes), or "autodiff" for none.
+	BackwardWeights string
+	// NoImageWeights is the type of the frozen matrices in CAL's image-absent pass:
+	// "q8_0" (copies, llava.NoImageWeights) or "f32" (the model's own).
+	NoImageWeights string
 }
 
 // Preset is a model shape and its benchmark sequence.
@@ -59,6 +65,8 @@ type Result struct {
 	Supervised   int                `json:"supervised_tokens"`
 	Threads      int                `json:"threads"`
 	Rank         int                `json:"rank"`
+	BackwardW    string             `json:"backward_weights"`
+	NoImageW     string             `json:"no_image_weights,omitempty"`
 	SecPerStep   float64            `json:"s_per_step"`
 	TokensPerSec float64            `json:"tokens_per_s"`
 	StepGFLOP    float64            `json:"step_gflop"`
@@ -98,7 +106,15 @@ func Run(o Options) (*Result, error) {
 		return nil, err
 	}
 	defer be.Close()
-	r := &Result{Preset: o.Preset, Objective: o.Objective, ImageRows: p.ImageRows, Threads: o.Threads, Rank: o.Rank}
+	if o.BackwardWeights == "" {
+		o.BackwardWeights = "bf16"
+	}
+	btype, ok := llava.BackwardTypes[o.BackwardWeights]
+	if !ok && o.BackwardWeights != "autodiff" {
+		return nil, fmt.Errorf("unknown backward weights %q; use bf16, f32 or autodiff", o.BackwardWeights)
+	}
+	r := &Result{Preset: o.Preset, Objective: o.Objective, ImageRows: p.ImageRows, Threads: o.Threads, Rank: o.Rank,
+		BackwardW: o.BackwardWeights}
 	if r.MatMulGFLOPS, err = matMulRate(be); err != nil {
 		return nil, err
 	}
@@ -123,41 +139,77 @@ func Run(o Options) (*Result, error) {
 	}
 	defer opt.Close()
 	dec := &llava.Decoder{HP: p.HP, W: &m.W, Adapter: ad}
+	if ok {
+		if dec.Transposed, err = llava.NewTransposed(be, &m.W, btype); err != nil {
+			return nil, err
+		}
+		defer dec.Transposed.Close()
+	}
+	if obj == cal.CAL {
+		switch r.NoImageW = o.NoImageWeights; r.NoImageW {
+		case "", "q8_0", "bf16":
+			typ := ggml.TypeQ8_0
+			if r.NoImageW == "bf16" {
+				typ = ggml.TypeBF16
+			} else {
+				r.NoImageW = "q8_0"
+			}
+			if dec.NoImage, err = llava.NewNoImageWeights(be, &m.W, typ); err != nil {
+				return nil, err
+			}
+			defer dec.NoImage.Close()
+		case "f32":
+		default:
+			return nil, fmt.Errorf("unknown no-image weights %q; use q8_0 or f32", o.NoImageWeights)
+		}
+	}
 	b, rows, targets := sequence(p)
 	r.Rows, r.Supervised = b.Rows(), len(targets)
 
-	measure := func(obj cal.Objective) (float64, *train.StepGraph, error) {
+	build := func(obj cal.Objective) (*train.StepGraph, error) {
 		sh := train.Shape{Rows: b.Rows(), Scored: len(rows), Obj: obj, Backward: true}
 		if obj == cal.CAL {
-			sh.Hidden = len(b.HiddenRows())
+			sh.Hidden, sh.Kept = train.HiddenFor(b), train.KeptFor(b) // padded as in training
 		}
-		sg, err := train.NewStepGraph(be, dec, opt, sh, cal.Defaults())
+		return train.NewStepGraph(be, dec, opt, sh, cal.Defaults())
+	}
+	h := train.DefaultAdamW()
+	step := func(sg *train.StepGraph) (float64, error) {
+		t0 := time.Now()
+		opt.ZeroGrad()
+		if _, err := sg.Run(b, rows, targets); err != nil {
+			return 0, err
+		}
+		if _, err := opt.Update(h, 1, 1); err != nil {
+			return 0, err
+		}
+		return time.Since(t0).Seconds(), nil
+	}
+	measure := func(obj cal.Objective) (float64, *train.StepGraph, error) {
+		sg, err := build(obj)
 		if err != nil {
 			return 0, nil, err
 		}
-		h := train.DefaultAdamW()
 		var times []float64
 		for i := 0; i < o.Warmup+o.Steps; i++ {
-			t0 := time.Now()
-			opt.ZeroGrad()
-			if _, err := sg.Run(b, rows, targets); err != nil {
-				return 0, nil, err
-			}
-			if _, err := opt.Update(h, 1, 1); err != nil {
+			dt, err := step(sg)
+			if err != nil {
+				sg.Close()
 				return 0, nil, err
 			}
 			if i >= o.Warmup {
-				times = append(times, time.Since(t0).Seconds())
+				times = append(times, dt)
 			}
 		}
-		sort.Float64s(times)
-		return times[len(times)/2], sg, nil
+		return median(times), sg, nil
 	}
 	sec, sg, err := measure(obj)
 	if err != nil {
 		return nil, err
 	}
-	defer sg.Close()
+	// The peak so far is this objective's step; the ce step measured below for the
+	// ratio builds a graph of its own, which must not count.
+	r.PeakRSSMB = peakRSSMB()
 	r.SecPerStep = sec
 	r.TokensPerSec = float64(r.Rows) / sec
 	for i := 0; i < sg.Graph().NNodes(); i++ {
@@ -165,24 +217,51 @@ func Run(o Options) (*Result, error) {
 	}
 	r.GFLOPS = r.StepGFLOP / sec
 	r.OfMatMul = r.GFLOPS / r.MatMulGFLOPS
-	if obj == cal.CAL {
-		ce, ceGraph, err := measure(cal.CE)
-		if err != nil {
-			return nil, err
-		}
-		ceGraph.Close()
-		r.CEsPerStep, r.CALOverCE = ce, sec/ce
-	}
 	if o.Profile {
 		if err := sg.SetInputs(b, rows, targets); err != nil {
+			sg.Close()
 			return nil, err
 		}
 		if r.Profile, err = profile(be, sg, opt); err != nil {
+			sg.Close()
 			return nil, err
 		}
 	}
-	r.PeakRSSMB = peakRSSMB()
+	if obj == cal.CAL {
+		// The ratio comes from cal and ce steps taken in turn, so that a change in the
+		// machine's speed during the run (these are shared machines) touches both alike.
+		ceGraph, err := build(cal.CE)
+		if err != nil {
+			sg.Close()
+			return nil, err
+		}
+		var ce, ratios []float64
+		for i := 0; i < o.Warmup+o.Steps; i++ {
+			tc, err := step(sg)
+			if err == nil {
+				var te float64
+				if te, err = step(ceGraph); err == nil && i >= o.Warmup {
+					ce = append(ce, te)
+					ratios = append(ratios, tc/te)
+				}
+			}
+			if err != nil {
+				sg.Close()
+				ceGraph.Close()
+				return nil, err
+			}
+		}
+		ceGraph.Close()
+		r.CEsPerStep, r.CALOverCE = median(ce), median(ratios)
+	}
+	sg.Close()
 	return r, nil
+}
+
+// median of a non-empty sample.
+func median(v []float64) float64 {
+	sort.Float64s(v)
+	return v[len(v)/2]
 }
 
 // benchRows is smol135's row count, kept when --image-rows changes so that runs with

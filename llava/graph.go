@@ -111,6 +111,20 @@ type Decoder struct {
 	Adapter Adapter // nil: no LoRA
 	// Train builds a training graph: the adapter's dropout (when it has one) applies.
 	Train bool
+	// Transposed, when set, lets a training graph's backward pass run dx = Wᵀ·dy as a
+	// matrix product (see Transposed); nil keeps ggml's autodiff products.
+	Transposed *Transposed
+	// NoImage, when set, are the frozen weights of CAL's image-absent pass (see
+	// NoImageWeights); nil runs that pass on W.
+	NoImage *NoImageWeights
+}
+
+// noImageLayer is block il's weights for the image-absent pass.
+func (d *Decoder) noImageLayer(il int) *Layer {
+	if d.NoImage != nil {
+		return &d.NoImage.W.Layers[il]
+	}
+	return &d.W.Layers[il]
 }
 
 // linear is W·x (+ the adapter's low-rank update when it has one for W).
@@ -152,6 +166,9 @@ func (d *Decoder) Forward(ctx *ggml.Context, in *Inputs, noImg bool) ggml.Tensor
 	x := d.embed(ctx, in)
 	for il := range d.W.Layers {
 		l := &d.W.Layers[il]
+		if noImg {
+			l = d.noImageLayer(il)
+		}
 		q, k, v := d.qkv(ctx, l, x, in.Pos, drop)
 		x = d.attnOut(ctx, l, x, d.attention(ctx, q, k, v, mask), drop)
 		x = d.ffn(ctx, l, x, drop)
@@ -206,8 +223,11 @@ func (d *Decoder) attention(ctx *ggml.Context, q, k, v, mask ggml.Tensor) ggml.T
 	hp := d.HP
 	scale := float32(1 / math.Sqrt(float64(hp.HeadDim)))
 	T := q.Ne()[2]
-	q = ctx.Permute(q, 0, 2, 1, 3) // [hd, T, n_head]
-	k = ctx.Permute(k, 0, 2, 1, 3) // [hd, T, n_kv]
+	// q is made contiguous: ggml's CPU matrix kernel (llamafile's sgemm) takes strided
+	// rows of its first operand but needs a contiguous second one, and falls back to a
+	// path several times slower without it.
+	q = ctx.Cont(ctx.Permute(q, 0, 2, 1, 3)) // [hd, T, n_head]
+	k = ctx.Permute(k, 0, 2, 1, 3)           // [hd, T, n_kv]
 	// kq[kv, q, h]: mul_mat broadcasts each KV head over its group of query heads.
 	kq := ctx.MulMat(k, q)
 	kq = ctx.SoftMaxExt(kq, mask, scale)

@@ -3,6 +3,7 @@ package llava
 import (
 	"fmt"
 	"math"
+	"slices"
 
 	"github.com/calft/calft/bindings/ggml"
 )
@@ -16,10 +17,16 @@ import (
 
 // PairInputs are the extra inputs of the shared image-absent pass.
 type PairInputs struct {
-	NH      int         // hidden rows in the graph (padded)
-	HRows   ggml.Tensor // I32 [NH] packed row of each hidden row (0 for padding)
-	HPos    ggml.Tensor // I32 [NH] its position
-	KQMaskH ggml.Tensor // F32 [T+NH, NH]: hidden queries over full-pass keys, then hidden keys
+	NH    int         // hidden rows in the graph (padded)
+	HRows ggml.Tensor // I32 [NH] packed row of each hidden row (0 for padding)
+	HPos  ggml.Tensor // I32 [NH] its position
+	// NK is the number of full-pass rows whose keys and values the hidden rows read
+	// (padded): the kept rows. 0 reads all T rows, most of which the mask then hides.
+	NK    int
+	KRows ggml.Tensor // I32 [NK] packed row of each kept row (0 for padding); zero Tensor when NK is 0
+	// KQMaskH is F32 [NK+NH, NH] (T+NH when NK is 0): hidden queries over the full
+	// pass's keys, then over the hidden keys.
+	KQMaskH ggml.Tensor
 	OutRows ggml.Tensor // I32 [NOut] row of each scored row in concat(full rows, hidden rows)
 	Targets ggml.Tensor // I32 [NOut] the token each scored row predicts
 }
@@ -43,16 +50,41 @@ func (b *Batch) HiddenRows() []int32 {
 	return out
 }
 
-// NewPairInputs declares the inputs for nh hidden rows of a graph built by NewInputs.
-func NewPairInputs(ctx *ggml.Context, in *Inputs, nh int) *PairInputs {
-	return &PairInputs{
+// KeptRows lists the packed rows whose keys and values an image-absent pass reads from
+// the full pass: the text rows before the first image of sequences that have one. (The
+// hidden rows recompute their own; image rows are hidden; other sequences are masked.)
+func (b *Batch) KeptRows() []int32 {
+	var out []int32
+	row := 0
+	for si := range b.Seqs {
+		toks := b.Seqs[si].Tokens
+		first := slices.Index(toks, ImageRow)
+		for i := 0; i < first; i++ {
+			out = append(out, int32(row+i))
+		}
+		row += len(toks)
+	}
+	return out
+}
+
+// NewPairInputs declares the inputs for nh hidden rows of a graph built by NewInputs,
+// reading nk kept rows of the full pass (0: all of them).
+func NewPairInputs(ctx *ggml.Context, in *Inputs, nh, nk int) *PairInputs {
+	keys := in.Rows
+	pi := &PairInputs{
 		NH:      nh,
+		NK:      nk,
 		HRows:   ctx.NewTensor(ggml.TypeI32, nh).SetName("inp_hidden_rows").SetInput(),
 		HPos:    ctx.NewTensor(ggml.TypeI32, nh).SetName("inp_hidden_pos").SetInput(),
-		KQMaskH: ctx.NewTensor(ggml.TypeF32, in.Rows+nh, nh).SetName("inp_kq_mask_hidden").SetInput(),
 		OutRows: ctx.NewTensor(ggml.TypeI32, in.NOut).SetName("inp_out_rows_pair").SetInput(),
 		Targets: ctx.NewTensor(ggml.TypeI32, in.NOut).SetName("inp_targets_pair").SetInput(),
 	}
+	if nk > 0 {
+		keys = nk
+		pi.KRows = ctx.NewTensor(ggml.TypeI32, nk).SetName("inp_kept_rows").SetInput()
+	}
+	pi.KQMaskH = ctx.NewTensor(ggml.TypeF32, keys+nh, nh).SetName("inp_kq_mask_hidden").SetInput()
+	return pi
 }
 
 // Set fills the pair inputs for a batch; outRows are the scored rows (as for Inputs.Set)
@@ -81,26 +113,46 @@ func (pi *PairInputs) Set(b *Batch, outRows, targets []int32) error {
 		hr[j], hp[j] = r, pos[r]
 		slot[r] = j
 	}
+	// keySlot is the key column of each full-pass row the hidden rows may read.
+	keys := T
+	keySlot := map[int]int{}
+	if pi.NK > 0 {
+		kept := b.KeptRows()
+		if len(kept) > pi.NK {
+			return fmt.Errorf("batch has %d kept rows, graph was built for %d", len(kept), pi.NK)
+		}
+		kr := make([]int32, pi.NK)
+		for i, r := range kept {
+			kr[i] = r
+			keySlot[int(r)] = i
+		}
+		pi.KRows.SetI32(kr)
+		keys = pi.NK
+	} else {
+		for r := range T {
+			keySlot[r] = r
+		}
+	}
 	negInf := float32(math.Inf(-1))
-	mask := make([]float32, (T+pi.NH)*pi.NH)
+	mask := make([]float32, (keys+pi.NH)*pi.NH)
 	for i := range mask {
 		mask[i] = negInf
 	}
 	for j := 0; j < pi.NH; j++ {
-		m := mask[j*(T+pi.NH) : (j+1)*(T+pi.NH)]
+		m := mask[j*(keys+pi.NH) : (j+1)*(keys+pi.NH)]
 		if j >= len(hidden) {
-			m[T+j] = 0 // padding attends to itself, to stay finite
+			m[keys+j] = 0 // padding attends to itself, to stay finite
 			continue
 		}
 		r := int(hidden[j])
 		for k := r - 1; k >= 0 && seqOf[k] == seqOf[r]; k-- {
 			if _, h := slot[int32(k)]; !h && !isImage[k] {
-				m[k] = 0 // unchanged text before the image
+				m[keySlot[k]] = 0 // unchanged text before the image
 			}
 		}
 		for j2, r2 := range hidden {
 			if seqOf[int(r2)] == seqOf[r] && r2 <= int32(r) {
-				m[T+j2] = 0
+				m[keys+j2] = 0
 			}
 		}
 	}
@@ -145,10 +197,14 @@ func (d *Decoder) ForwardPair(ctx *ggml.Context, in *Inputs, pi *PairInputs) (lo
 
 		// The image-absent pass: no gradient flows here, so keys and values may be joined
 		// with concat, which has no backward.
-		qh, kh, vh := d.qkv(ctx, l, xh, pi.HPos, false)
+		lh := d.noImageLayer(il)
+		qh, kh, vh := d.qkv(ctx, lh, xh, pi.HPos, false)
+		if pi.NK > 0 {
+			k, v = keptRows(ctx, k, pi.KRows), keptRows(ctx, v, pi.KRows)
+		}
 		atth := d.attention(ctx, qh, ctx.Concat(k, kh, 2), ctx.Concat(v, vh, 2), pi.KQMaskH)
-		xh = d.attnOut(ctx, l, xh, atth, false)
-		xh = d.ffn(ctx, l, xh, false)
+		xh = d.attnOut(ctx, lh, xh, atth, false)
+		xh = d.ffn(ctx, lh, xh, false)
 	}
 	hFull := d.outNorm(ctx, ctx.GetRows(x, in.OutRows))
 	logits = d.linear(ctx, d.W.Output, hFull, drop)
@@ -158,4 +214,14 @@ func (d *Decoder) ForwardPair(ctx *ggml.Context, in *Inputs, pi *PairInputs) (lo
 	targetNoImg = ctx.SumRows(ctx.Mul(h, rowsOut))
 	targetImg = ctx.Reshape(ctx.SumRows(ctx.Mul(hFull, rowsOut)), 1, NOut)
 	return logits, targetImg, ctx.Reshape(targetNoImg, 1, NOut)
+}
+
+// keptRows gathers the rows (dimension 2) of keys or values [hd, n_kv, T].
+func keptRows(ctx *ggml.Context, t, rows ggml.Tensor) ggml.Tensor {
+	if !t.IsContiguous() {
+		t = ctx.Cont(t)
+	}
+	ne := t.Ne()
+	n := rows.Ne()[0]
+	return ctx.Reshape(ctx.GetRows(ctx.Reshape(t, ne[0]*ne[1], ne[2]), rows), ne[0], ne[1], n)
 }

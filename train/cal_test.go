@@ -115,15 +115,17 @@ func TestCALMatchesReference(t *testing.T) {
 	// checks the clamp and the smoothing on varied values too.
 	opts := []cal.Options{cal.Defaults(), {Lo: -2, Hi: 2, Window: 3, Smooth: true}, {Lo: -2, Hi: 2, Window: 5, Smooth: true}, {Lo: -2, Hi: 2, Smooth: false}}
 	// Both image-absent passes: over every row (Hidden 0) and sharing the full pass's
-	// unchanged rows (Hidden > 0, padded).
+	// unchanged rows (Hidden > 0, padded), reading the keys of all full-pass rows (Kept
+	// 0) or of the kept rows only (padded).
+	H, K := HiddenFor(batch), KeptFor(batch)
 	for _, c := range []struct {
-		hidden int
-		opt    cal.Options
-	}{{0, opts[0]}, {0, opts[1]}, {0, opts[2]}, {0, opts[3]},
-		{HiddenFor(batch), opts[0]}, {HiddenFor(batch), opts[1]}, {HiddenFor(batch) + 16, opts[2]}, {HiddenFor(batch), opts[3]}} {
+		hidden, kept int
+		opt          cal.Options
+	}{{0, 0, opts[0]}, {0, 0, opts[1]}, {0, 0, opts[2]}, {0, 0, opts[3]},
+		{H, K, opts[0]}, {H, 0, opts[1]}, {H + 16, K + 16, opts[2]}, {H, K, opts[3]}} {
 		hidden, opt := c.hidden, c.opt
 		dec := &llava.Decoder{HP: env.Model.HP, W: &env.Model.W}
-		sg, err := NewStepGraph(env.Backend, dec, nil, Shape{Rows: batch.Rows(), Scored: len(rows), Obj: cal.CAL, Hidden: hidden}, opt)
+		sg, err := NewStepGraph(env.Backend, dec, nil, Shape{Rows: batch.Rows(), Scored: len(rows), Obj: cal.CAL, Hidden: hidden, Kept: c.kept}, opt)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -143,7 +145,7 @@ func TestCALMatchesReference(t *testing.T) {
 			spread = spread || math.Abs(ref.Weight[i]-ref.Weight[0]) > 1e-3
 		}
 		rl := relDiff(loss, refLoss)
-		t.Logf("hidden rows %d, %+v: %d targets, worst Δ error %.2e, worst w error %.2e, loss %.6f vs %.6f (rel %.2e)", hidden, opt, len(ref.Delta), worstD, worstW, loss, refLoss, rl)
+		t.Logf("hidden rows %d, kept rows %d, %+v: %d targets, worst Δ error %.2e, worst w error %.2e, loss %.6f vs %.6f (rel %.2e)", hidden, c.kept, opt, len(ref.Delta), worstD, worstW, loss, refLoss, rl)
 		if worstD > 1e-4 || worstW > 1e-4 || rl > 1e-4 {
 			t.Errorf("%+v: ggml and the float64 reference differ beyond 1e-4", opt)
 		}

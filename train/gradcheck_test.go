@@ -118,7 +118,7 @@ func newGradRig(t *testing.T, m *llava.Model, be *ggml.Backend, s sample, obj ca
 	t.Cleanup(r.opt.Close)
 	sh := Shape{Rows: s.batch.Rows(), Scored: len(s.rows), Obj: obj, Backward: true}
 	if obj == cal.CAL {
-		sh.Hidden = HiddenFor(s.batch) // the shared image-absent pass training uses
+		sh.Hidden, sh.Kept = HiddenFor(s.batch), KeptFor(s.batch) // the shared image-absent pass training uses
 	}
 	if r.train, err = NewStepGraph(be, dec, r.opt, sh, cal.Defaults()); err != nil {
 		t.Fatal(err)

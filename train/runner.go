@@ -110,7 +110,7 @@ func (r *runner) step(obj cal.Objective, samples []*data.Sample, dropSeed uint64
 	if obj == cal.CAL && !r.dropout {
 		// The shared image-absent pass reuses the training pass's unchanged rows, which
 		// carry its dropout masks; with dropout, the separate dropout-free pass is used.
-		sh.Hidden = HiddenFor(b)
+		sh.Hidden, sh.Kept = HiddenFor(b), KeptFor(b)
 	}
 	g, err := r.graph(sh)
 	if err != nil {

@@ -33,7 +33,7 @@ func Score(env *Env, ad llava.Adapter, s *data.Sample, opt cal.Options) ([]Token
 		return nil, nil
 	}
 	dec := &llava.Decoder{HP: env.Model.HP, W: &env.Model.W, Adapter: ad}
-	sg, err := NewStepGraph(env.Backend, dec, nil, Shape{Rows: b.Rows(), Scored: len(rows), Obj: cal.CAL, Hidden: HiddenFor(b)}, opt)
+	sg, err := NewStepGraph(env.Backend, dec, nil, Shape{Rows: b.Rows(), Scored: len(rows), Obj: cal.CAL, Hidden: HiddenFor(b), Kept: KeptFor(b)}, opt)
 	if err != nil {
 		return nil, err
 	}

@@ -19,6 +19,9 @@ type Shape struct {
 	// Hidden is the number of rows (padded) CAL's image-absent pass recomputes: the text
 	// rows after an image. 0 runs that pass over every row instead (simpler, slower).
 	Hidden int
+	// Kept is the number of rows (padded) of the full pass whose keys and values that
+	// pass reads (see llava.Batch.KeptRows); 0 reads all rows.
+	Kept int
 }
 
 // HiddenFor is the Hidden size of a batch: its text rows after an image, rounded up so
@@ -29,6 +32,14 @@ func HiddenFor(b *llava.Batch) int {
 		return 0
 	}
 	return roundUp(n, scoredBucket)
+}
+
+// KeptFor is the Kept size of a batch, padded like HiddenFor (0 when it has no image).
+func KeptFor(b *llava.Batch) int {
+	if len(b.HiddenRows()) == 0 {
+		return 0
+	}
+	return roundUp(max(len(b.KeptRows()), 1), scoredBucket)
 }
 
 // StepGraph is one built graph: forward pass(es), the loss and, for training, the
@@ -75,7 +86,7 @@ func NewStepGraph(be *ggml.Backend, dec *llava.Decoder, opt *Optimizer, sh Shape
 	var logits, noImg, imgTarget ggml.Tensor
 	switch {
 	case calPass && sh.Hidden > 0:
-		s.pair = llava.NewPairInputs(s.ctx, s.in, sh.Hidden)
+		s.pair = llava.NewPairInputs(s.ctx, s.in, sh.Hidden, sh.Kept)
 		logits, imgTarget, noImg = dec.ForwardPair(s.ctx, s.in, s.pair)
 	case calPass:
 		// The image-absent pass goes first so that its detached Δ is ready for the loss.
@@ -105,6 +116,30 @@ func NewStepGraph(be *ggml.Backend, dec *llava.Decoder, opt *Optimizer, sh Shape
 		// gets memory of its own, which no earlier node of the graph can overwrite.
 		s.g.GradAcc(s.Loss.Value).SetInput()
 	}
+	var transposed map[ggml.Tensor]ggml.Tensor
+	if dec.Transposed != nil {
+		transposed = dec.Transposed.Of
+	}
+	// The rewrite inserts and removes nodes: find the phase boundaries again.
+	var first [2]ggml.Tensor
+	for i, n := range s.Phases {
+		if n < s.g.NNodes() {
+			first[i] = s.g.Node(n)
+		}
+	}
+	s.g.RewriteOutProds(s.ctx, transposed, be.IsCPU())
+	for i := range s.Phases {
+		if first[i].Nil() {
+			s.Phases[i] = s.g.NNodes()
+			continue
+		}
+		for j := 0; j < s.g.NNodes(); j++ {
+			if s.g.Node(j) == first[i] {
+				s.Phases[i] = j
+				break
+			}
+		}
+	}
 	if err := s.det.Alloc(be); err != nil {
 		cleanup()
 		return nil, err
@@ -117,6 +152,9 @@ func NewStepGraph(be *ggml.Backend, dec *llava.Decoder, opt *Optimizer, sh Shape
 	}
 	return s, nil
 }
+
+// AllocSize is the bytes of the graph's intermediate tensors.
+func (s *StepGraph) AllocSize() int { return s.alloc.Size() }
 
 // Graph is the built graph (for profiling).
 func (s *StepGraph) Graph() *ggml.Graph { return s.g }

@@ -152,6 +152,9 @@ func (t Tensor) SetParam() Tensor { C.ggml_set_param(t.t); return t }
 // SetLoss marks the scalar the backward pass differentiates.
 func (t Tensor) SetLoss() Tensor { C.ggml_set_loss(t.t); return t }
 
+// IsContiguous reports whether t's elements are stored in order without gaps.
+func (t Tensor) IsContiguous() bool { return bool(C.ggml_is_contiguous(t.t)) }
+
 // HasBuffer reports whether the tensor's data has been placed in a buffer. A graph's
 // allocator leaves an input without memory when no node of the graph reads it.
 func (t Tensor) HasBuffer() bool { return t.t != nil && (t.t.buffer != nil || t.t.data != nil) }
@@ -166,6 +169,17 @@ func (t Tensor) SetBytes(data []byte, offset int) {
 	}
 	C.ggml_backend_tensor_set(t.t, unsafe.Pointer(&data[0]), C.size_t(offset), C.size_t(len(data)))
 	runtime.KeepAlive(data)
+}
+
+// SetF32At copies float32 values into an F32 tensor starting at element off.
+func (t Tensor) SetF32At(v []float32, off int) {
+	if t.Type() != TypeF32 || off < 0 || off+len(v) > t.NElements() {
+		panic(fmt.Sprintf("ggml: SetF32At of %d values at %d into %s tensor %q of %d elements", len(v), off, t.Type(), t.Name(), t.NElements()))
+	}
+	if len(v) > 0 {
+		C.ggml_backend_tensor_set(t.t, unsafe.Pointer(&v[0]), C.size_t(4*off), C.size_t(4*len(v)))
+		runtime.KeepAlive(v)
+	}
 }
 
 // SetF32 copies float32 values into an F32 tensor starting at element 0.

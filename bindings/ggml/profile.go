@@ -36,7 +36,8 @@ func (be *Backend) ComputeProfiled(g *Graph) ([]NodeTime, error) {
 	return out, nil
 }
 
-// MatMulFLOPs is the multiply-add work of a MUL_MAT or OUT_PROD node, counted as
+// MatMulFLOPs is the multiply-add work of a MUL_MAT or OUT_PROD node (or of the
+// product RewriteOutProds puts in their place), counted as
 // 2·m·n·k (0 for other ops): the measure of "useful" work in a training step.
 func (t Tensor) MatMulFLOPs() float64 {
 	switch t.Op() {
@@ -48,6 +49,10 @@ func (t Tensor) MatMulFLOPs() float64 {
 		// a: [m, k], b: [n, k], result [m, n, …]: every element sums k products.
 		k := float64(t.Src(0).Ne()[1])
 		return 2 * k * float64(t.NElements())
+	case "CUSTOM":
+		if t.isSmallInner() { // a: [m, k], x: [k, n], result [m, n]
+			return 2 * float64(t.Src(0).Ne()[1]) * float64(t.NElements())
+		}
 	}
 	return 0
 }

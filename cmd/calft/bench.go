@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"sort"
+	"strings"
 
 	"github.com/spf13/cobra"
 
@@ -44,7 +45,9 @@ in the same run. --profile adds the time per op and phase of one step.`,
 				total := 0.0
 				for k, v := range r.Profile {
 					rows = append(rows, kv{k, v})
-					total += v
+					if !strings.HasPrefix(k, "node ") { // the largest nodes are listed again
+						total += v
+					}
 				}
 				sort.Slice(rows, func(i, j int) bool { return rows[i].v > rows[j].v })
 				w := cmd.ErrOrStderr()
@@ -68,5 +71,7 @@ in the same run. --profile adds the time per op and phase of one step.`,
 	f.IntVar(&o.Rank, "rank", 16, "LoRA rank")
 	f.IntVar(&o.ImageRows, "image-rows", -1, "image rows in the sequence (-1: the preset's; 0: text only)")
 	f.BoolVar(&o.Profile, "profile", false, "also time every op of one step")
+	f.StringVar(&o.NoImageWeights, "no-image-weights", "q8_0", "frozen matrices of CAL's image-absent pass: q8_0 (copies) or f32 (the model's)")
+	f.StringVar(&o.BackwardWeights, "backward-weights", "bf16", "transposed copies of the frozen matrices for the backward pass: bf16, f32, or autodiff (none: ggml's out_prod)")
 	return cmd
 }

@@ -29,12 +29,10 @@ type Options struct {
 	Rank      int
 	ImageRows int // -1: the preset's
 	Profile   bool
-	// BackwardWeights is the type of the frozen matrices' transposed copies that the
-	// backward pass multiplies with (llava.BackwardTypes), or "autodiff" for none.
+	// BackwardWeights and NoImageWeights choose the frozen weights' copies as for
+	// training (train.NewFastWeights); "" is auto.
 	BackwardWeights string
-	// NoImageWeights is the type of the frozen matrices in CAL's image-absent pass:
-	// "q8_0" (copies, llava.NoImageWeights) or "f32" (the model's own).
-	NoImageWeights string
+	NoImageWeights  string
 }
 
 // Preset is a model shape and its benchmark sequence.
@@ -106,15 +104,7 @@ func Run(o Options) (*Result, error) {
 		return nil, err
 	}
 	defer be.Close()
-	if o.BackwardWeights == "" {
-		o.BackwardWeights = "bf16"
-	}
-	btype, ok := llava.BackwardTypes[o.BackwardWeights]
-	if !ok && o.BackwardWeights != "autodiff" {
-		return nil, fmt.Errorf("unknown backward weights %q; use bf16, f32 or autodiff", o.BackwardWeights)
-	}
-	r := &Result{Preset: o.Preset, Objective: o.Objective, ImageRows: p.ImageRows, Threads: o.Threads, Rank: o.Rank,
-		BackwardW: o.BackwardWeights}
+	r := &Result{Preset: o.Preset, Objective: o.Objective, ImageRows: p.ImageRows, Threads: o.Threads, Rank: o.Rank}
 	if r.MatMulGFLOPS, err = matMulRate(be); err != nil {
 		return nil, err
 	}
@@ -139,28 +129,20 @@ func Run(o Options) (*Result, error) {
 	}
 	defer opt.Close()
 	dec := &llava.Decoder{HP: p.HP, W: &m.W, Adapter: ad}
-	if ok {
-		if dec.Transposed, err = llava.NewTransposed(be, &m.W, btype); err != nil {
-			return nil, err
-		}
-		defer dec.Transposed.Close()
+	fast, err := train.NewFastWeights(be, m, orAuto(o.BackwardWeights), orAuto(o.NoImageWeights), obj == cal.CAL)
+	if err != nil {
+		return nil, err
+	}
+	defer fast.Close()
+	fast.Apply(dec)
+	r.BackwardW = "autodiff"
+	if fast.Transposed != nil {
+		r.BackwardW = fast.Transposed.Type.String()
 	}
 	if obj == cal.CAL {
-		switch r.NoImageW = o.NoImageWeights; r.NoImageW {
-		case "", "q8_0", "bf16":
-			typ := ggml.TypeQ8_0
-			if r.NoImageW == "bf16" {
-				typ = ggml.TypeBF16
-			} else {
-				r.NoImageW = "q8_0"
-			}
-			if dec.NoImage, err = llava.NewNoImageWeights(be, &m.W, typ); err != nil {
-				return nil, err
-			}
-			defer dec.NoImage.Close()
-		case "f32":
-		default:
-			return nil, fmt.Errorf("unknown no-image weights %q; use q8_0 or f32", o.NoImageWeights)
+		r.NoImageW = "f32"
+		if fast.NoImage != nil {
+			r.NoImageW = "q8_0"
 		}
 	}
 	b, rows, targets := sequence(p)
@@ -256,6 +238,13 @@ func Run(o Options) (*Result, error) {
 	}
 	sg.Close()
 	return r, nil
+}
+
+func orAuto(s string) string {
+	if s == "" {
+		return "auto"
+	}
+	return s
 }
 
 // median of a non-empty sample.

@@ -64,6 +64,14 @@ func NewNoImageWeights(be *ggml.Backend, w *Weights, typ ggml.Type) (*NoImageWei
 	return nw, nil
 }
 
+// Bytes is the copies' memory.
+func (nw *NoImageWeights) Bytes() int {
+	if nw.buf == nil {
+		return 0
+	}
+	return nw.buf.Size()
+}
+
 // Close frees the copies.
 func (nw *NoImageWeights) Close() {
 	if nw == nil || nw.ctx == nil {

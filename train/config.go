@@ -51,7 +51,10 @@ type Config struct {
 	Threads   int    `mapstructure:"threads" json:"threads"`
 	Backend   string `mapstructure:"backend" json:"backend"`
 	MaxRows   int    `mapstructure:"max-rows" json:"max_rows"`
-	Merge     bool   `mapstructure:"merge" json:"merge"`
+	// BackwardWeights and NoImageWeights trade memory for speed: see FastWeights.
+	BackwardWeights string `mapstructure:"backward-weights" json:"backward_weights"` // auto | bf16 | f32 | autodiff
+	NoImageWeights  string `mapstructure:"no-image-weights" json:"no_image_weights"` // auto | q8_0 | f32
+	Merge           bool   `mapstructure:"merge" json:"merge"`
 
 	Resume    bool `mapstructure:"resume" json:"-"`
 	Overwrite bool `mapstructure:"overwrite" json:"-"`
@@ -68,6 +71,7 @@ func Defaults() Config {
 		LR: 2e-4, Beta1: 0.9, Beta2: 0.999, Eps: 1e-8, WeightDecay: 0,
 		Warmup: 0, Schedule: "cosine", Clip: 1.0, Seed: 42,
 		ValEvery: 0, SaveEvery: 100, Backend: "cpu",
+		BackwardWeights: "auto", NoImageWeights: "auto",
 	}
 }
 
@@ -131,6 +135,16 @@ func (c *Config) Validate() error {
 	}
 	if c.ValSplit < 0 || c.ValSplit >= 1 {
 		add("--val-split must be in [0, 1)")
+	}
+	switch c.BackwardWeights {
+	case "auto", "bf16", "f32", "autodiff":
+	default:
+		add("--backward-weights %q: use auto, bf16, f32 or autodiff", c.BackwardWeights)
+	}
+	switch c.NoImageWeights {
+	case "auto", "q8_0", "f32":
+	default:
+		add("--no-image-weights %q: use auto, q8_0 or f32", c.NoImageWeights)
 	}
 	if c.Resume && c.Overwrite {
 		add("--resume and --overwrite contradict each other")

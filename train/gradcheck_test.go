@@ -98,8 +98,9 @@ type gradRig struct {
 	loss        float64 // of the backward graph's run
 }
 
-// newGradRig builds the rig and runs the backward graph once.
-func newGradRig(t *testing.T, m *llava.Model, be *ggml.Backend, s sample, obj cal.Objective) *gradRig {
+// newGradRig builds the rig and runs the backward graph once. Each option may set up
+// the decoder further (its transposed or image-absent weights).
+func newGradRig(t *testing.T, m *llava.Model, be *ggml.Backend, s sample, obj cal.Objective, opts ...func(*llava.Decoder)) *gradRig {
 	t.Helper()
 	ad, err := lora.New(be, &m.W, lora.Config{Rank: 4, Alpha: 4})
 	if err != nil {
@@ -108,6 +109,9 @@ func newGradRig(t *testing.T, m *llava.Model, be *ggml.Backend, s sample, obj ca
 	t.Cleanup(ad.Close)
 	ad.InitRandom(5, 0.1)
 	dec := &llava.Decoder{HP: m.HP, W: &m.W, Adapter: ad}
+	for _, o := range opts {
+		o(dec)
+	}
 	r := &gradRig{params: ad.Params()}
 	for _, p := range r.params {
 		p.SetParam()
@@ -140,9 +144,9 @@ func newGradRig(t *testing.T, m *llava.Model, be *ggml.Backend, s sample, obj ca
 // directional derivative of the loss along the tensor's own gradient (from a backward
 // step graph) with a central finite difference of the loss computed by a forward-only
 // graph. It reports failures through t and returns the worst relative error.
-func checkLoRAGradients(t *testing.T, m *llava.Model, be *ggml.Backend, s sample, obj cal.Objective) float64 {
+func checkLoRAGradients(t *testing.T, m *llava.Model, be *ggml.Backend, s sample, obj cal.Objective, opts ...func(*llava.Decoder)) float64 {
 	t.Helper()
-	r := newGradRig(t, m, be, s, obj)
+	r := newGradRig(t, m, be, s, obj, opts...)
 	params, opt, train, eval, l0 := r.params, r.opt, r.train, r.eval, r.loss
 	le, _ := eval.Run(s.batch, s.rows, s.targets)
 	if math.Abs(l0-le) > 1e-6*math.Abs(l0) {

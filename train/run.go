@@ -154,8 +154,15 @@ func Run(ctx context.Context, c Config, o Options) (*Summary, error) {
 	}
 	defer metrics.Close()
 
+	fast, err := NewFastWeights(env.Backend, env.Model, c.BackwardWeights, c.NoImageWeights, obj == cal.CAL)
+	if err != nil {
+		return nil, err
+	}
+	defer fast.Close()
+	fmt.Fprintln(log, fast)
 	r := &runner{env: env, dec: &llava.Decoder{HP: env.Model.HP, W: &env.Model.W, Adapter: ad}, opt: opt,
 		calOpt: c.CALOptions(), dropout: c.Dropout > 0, graphs: map[Shape]*StepGraph{}}
+	fast.Apply(r.dec)
 	defer r.close()
 	if len(ds.Val) > 0 && start == 0 {
 		v, err := r.valLoss(ds.Val)

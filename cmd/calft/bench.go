@@ -71,7 +71,7 @@ in the same run. --profile adds the time per op and phase of one step.`,
 	f.IntVar(&o.Rank, "rank", 16, "LoRA rank")
 	f.IntVar(&o.ImageRows, "image-rows", -1, "image rows in the sequence (-1: the preset's; 0: text only)")
 	f.BoolVar(&o.Profile, "profile", false, "also time every op of one step")
-	f.StringVar(&o.NoImageWeights, "no-image-weights", "q8_0", "frozen matrices of CAL's image-absent pass: q8_0 (copies) or f32 (the model's)")
-	f.StringVar(&o.BackwardWeights, "backward-weights", "bf16", "transposed copies of the frozen matrices for the backward pass: bf16, f32, or autodiff (none: ggml's out_prod)")
+	f.StringVar(&o.BackwardWeights, "backward-weights", "auto", "transposed copies of the frozen matrices for the backward pass: auto (bf16), bf16, f32, or autodiff (none: ggml's out_prod)")
+	f.StringVar(&o.NoImageWeights, "no-image-weights", "auto", "frozen matrices of CAL's image-absent pass: auto (q8_0 copies), q8_0, or f32 (the model's)")
 	return cmd
 }

@@ -59,6 +59,8 @@ func trainFlags(f *pflag.FlagSet) {
 	f.Int("save-every", d.SaveEvery, "checkpoint every N steps (0: only at the end and on interrupt)")
 	f.Int("threads", d.Threads, "CPU threads (0: all cores)")
 	f.String("backend", d.Backend, "compute backend: cpu, or auto for the best device present")
+	f.String("backward-weights", d.BackwardWeights, "transposed copies of the frozen matrices for the backward pass: auto (bf16 for an F32/F16/BF16 base, none for a quantized one), bf16, f32, or autodiff (none: ggml's slower out_prod)")
+	f.String("no-image-weights", d.NoImageWeights, "frozen matrices of CAL's image-absent pass: auto (q8_0 copies for an F32/F16/BF16 base), q8_0, or f32 (the model's own)")
 	f.Int("max-rows", d.MaxRows, "longest sample in rows, tokens plus image rows (0: the model's context)")
 	f.Bool("merge", d.Merge, "also write merged.gguf (base + adapter)")
 	f.Bool("resume", false, "continue the run in --out from its last checkpoint")

@@ -1,0 +1,104 @@
+package ggml
+
+import (
+	"math"
+	"math/rand/v2"
+	"testing"
+)
+
+// TestRewriteOutProds builds each product RewriteOutProds replaces twice, computes one
+// graph as autodiff would have it and the other rewritten, and compares the values.
+func TestRewriteOutProds(t *testing.T) {
+	be := newCPU(t)
+	const K, N, T, r = 96, 80, 24, 8
+	leaves := NewContext(16*TensorOverhead(), true)
+	defer leaves.Close()
+	w := leaves.NewTensor(TypeF32, K, N)     // a frozen matrix
+	wt32 := leaves.NewTensor(TypeF32, N, K)  // its transpose, exact
+	wt16 := leaves.NewTensor(TypeBF16, N, K) // and rounded
+	dy := leaves.NewTensor(TypeF32, N, T)    // gradient of W·x
+	b := leaves.NewTensor(TypeF32, r, N)     // a LoRA B
+	u := leaves.NewTensor(TypeF32, r, T)     // A·x
+	a := leaves.NewTensor(TypeF32, K, r)     // a LoRA A
+	du := leaves.NewTensor(TypeF32, r, T)    // gradient of A·x
+	buf, err := be.AllocTensors(leaves)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer buf.Close()
+	rng := rand.New(rand.NewPCG(1, 2))
+	fill := func(x Tensor) []float32 {
+		v := make([]float32, x.NElements())
+		for i := range v {
+			v[i] = float32(rng.NormFloat64())
+		}
+		x.SetF32(v)
+		return v
+	}
+	wv := fill(w)
+	for _, x := range []Tensor{dy, b, u, a, du} {
+		fill(x)
+	}
+	tv := make([]float32, K*N)
+	for k := range K {
+		for n := range N {
+			tv[n+k*N] = wv[k+n*K]
+		}
+	}
+	wt32.SetF32(tv)
+	bf := make([]byte, 2*len(tv))
+	for i, f := range tv { // round to nearest even
+		bits := math.Float32bits(f)
+		bits += 0x7fff + (bits>>16)&1
+		bf[2*i], bf[2*i+1] = byte(bits>>16), byte(bits>>24)
+	}
+	wt16.SetBytes(bf, 0)
+
+	cases := []struct {
+		name  string
+		build func(ctx *Context) Tensor
+		tr    map[Tensor]Tensor
+		op    string  // the op the node has after the rewrite
+		tol   float64 // max |Δ| / max |value|
+	}{
+		{"dx through a frozen matrix, F32 copy", func(c *Context) Tensor { return c.OutProd(w, c.Transpose(dy)) }, map[Tensor]Tensor{w: wt32}, "MUL_MAT", 1e-6},
+		{"dx through a frozen matrix, BF16 copy", func(c *Context) Tensor { return c.OutProd(w, c.Transpose(dy)) }, map[Tensor]Tensor{w: wt16}, "MUL_MAT", 1e-2},
+		{"du through a LoRA B (short rows)", func(c *Context) Tensor { return c.OutProd(b, c.Transpose(dy)) }, nil, "MUL_MAT", 1e-6},
+		{"dB (short rows against long ones)", func(c *Context) Tensor { return c.OutProd(u, dy) }, nil, "CONT", 1e-6},
+		{"dx through a LoRA A (small inner dimension)", func(c *Context) Tensor { return c.OutProd(a, c.Transpose(du)) }, nil, "CUSTOM", 1e-6},
+		{"B·u forward (small inner dimension)", func(c *Context) Tensor { return c.MulMat(b, u) }, nil, "CUSTOM", 1e-6},
+	}
+	for _, c := range cases {
+		var got [2][]float32
+		for i, rewrite := range []bool{false, true} {
+			ctx := NewContext(64*TensorOverhead()+GraphOverhead(64, false), true)
+			out := c.build(ctx).SetOutput()
+			g := ctx.NewGraph(64, false)
+			g.Expand(out)
+			if rewrite {
+				if n := g.RewriteOutProds(ctx, c.tr, true); n != 1 || out.Op() != c.op {
+					t.Fatalf("%s: %d nodes rewritten, node is %s; want 1 and %s", c.name, n, out.Op(), c.op)
+				}
+			}
+			al := be.NewAllocator()
+			if err := al.Alloc(g); err != nil {
+				t.Fatal(err)
+			}
+			if err := be.Compute(g); err != nil {
+				t.Fatal(err)
+			}
+			got[i] = out.F32()
+			al.Close()
+			ctx.Close()
+		}
+		var diff, scale float64
+		for i := range got[0] {
+			diff = math.Max(diff, math.Abs(float64(got[0][i]-got[1][i])))
+			scale = math.Max(scale, math.Abs(float64(got[0][i])))
+		}
+		t.Logf("%s: max |Δ| / max |value| = %.2e", c.name, diff/scale)
+		if diff/scale > c.tol || scale == 0 {
+			t.Errorf("%s: rewritten product differs by %.2e (scale %.3g), want ≤ %.0e", c.name, diff/scale, scale, c.tol)
+		}
+	}
+}

@@ -1,0 +1,89 @@
+package train
+
+import (
+	"math"
+	"testing"
+
+	"github.com/calft/calft/bindings/ggml"
+	"github.com/calft/calft/cal"
+	"github.com/calft/calft/llava"
+)
+
+// withTransposed makes the decoder's backward pass multiply with transposed copies of
+// the frozen matrices in type typ (freed when the test ends).
+func withTransposed(t *testing.T, be *ggml.Backend, m *llava.Model, typ ggml.Type) func(*llava.Decoder) {
+	tr, err := llava.NewTransposed(be, &m.W, typ)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(tr.Close)
+	return func(d *llava.Decoder) { d.Transposed = tr }
+}
+
+// TestTransposedBackwardMatchesAutodiff compares the LoRA gradients of a step whose
+// backward multiplies with transposed copies of the frozen matrices against ggml's
+// autodiff products: equal with F32 copies, within BF16's rounding with BF16 copies.
+func TestTransposedBackwardMatchesAutodiff(t *testing.T) {
+	for _, obj := range []cal.Objective{cal.CE, cal.CAL} {
+		m, be, s := tinySample(t)
+		ref := newGradRig(t, m, be, s, obj)
+		for _, c := range []struct {
+			typ ggml.Type
+			tol float64
+		}{{ggml.TypeF32, 1e-5}, {ggml.TypeBF16, 2e-2}} {
+			got := newGradRig(t, m, be, s, obj, withTransposed(t, be, m, c.typ))
+			if math.Abs(got.loss-ref.loss) > 1e-6*math.Abs(ref.loss) {
+				t.Fatalf("%s, %s copies: loss %v, autodiff graph %v", obj, c.typ, got.loss, ref.loss)
+			}
+			worst := 0.0
+			for i, p := range ref.params {
+				g0, g1 := ref.opt.Grad(p), got.opt.Grad(got.params[i])
+				var num, den float64
+				for j := range g0 {
+					d := float64(g1[j] - g0[j])
+					num += d * d
+					den += float64(g0[j]) * float64(g0[j])
+				}
+				rel := math.Sqrt(num / den)
+				worst = math.Max(worst, rel)
+				if rel > c.tol {
+					t.Errorf("%s, %s copies: %s gradient differs by %.2e (relative L2), want ≤ %.0e", obj, c.typ, p.Name(), rel, c.tol)
+				}
+			}
+			t.Logf("%s, %s transposed copies: %d LoRA gradients, worst relative L2 difference from autodiff %.2e", obj, c.typ, len(ref.params), worst)
+		}
+	}
+}
+
+// TestTransposedBackwardMatchesFiniteDifferences runs the finite-difference check with
+// the BF16 copies training uses by default.
+func TestTransposedBackwardMatchesFiniteDifferences(t *testing.T) {
+	m, be, s := tinySample(t)
+	checkLoRAGradients(t, m, be, s, cal.CAL, withTransposed(t, be, m, ggml.TypeBF16))
+}
+
+// TestNoImageWeightsKeepDelta compares CAL's Δ and weights measured with the Q8_0 copies
+// of the image-absent pass against those of the F32 weights.
+func TestNoImageWeightsKeepDelta(t *testing.T) {
+	m, be, s := tinySample(t)
+	ref := newGradRig(t, m, be, s, cal.CAL)
+	nw, err := llava.NewNoImageWeights(be, &m.W, ggml.TypeQ8_0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nw.Close()
+	if nw.W.Layers[0].Wq.Type() != ggml.TypeQ8_0 {
+		t.Fatalf("image-absent weights are %s, want q8_0", nw.W.Layers[0].Wq.Type())
+	}
+	got := newGradRig(t, m, be, s, cal.CAL, func(d *llava.Decoder) { d.NoImage = nw })
+	d0, d1 := ref.train.Loss.Delta.F32(), got.train.Loss.Delta.F32()
+	var worst, scale float64
+	for i := range s.targets {
+		worst = math.Max(worst, math.Abs(float64(d1[i]-d0[i])))
+		scale = math.Max(scale, math.Abs(float64(d0[i])))
+	}
+	t.Logf("Δ with Q8_0 image-absent weights: worst |difference| %.2e (largest |Δ| %.3g)", worst, scale)
+	if scale == 0 || worst > 0.05*math.Max(scale, 1) {
+		t.Errorf("Δ moved by %.3g with Q8_0 image-absent weights (largest |Δ| %.3g)", worst, scale)
+	}
+}

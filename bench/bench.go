@@ -56,25 +56,28 @@ var Presets = map[string]Preset{
 
 // Result is one benchmark line.
 type Result struct {
-	Preset       string             `json:"preset"`
-	Objective    string             `json:"objective"`
-	Rows         int                `json:"rows"`
-	ImageRows    int                `json:"image_rows"`
-	Supervised   int                `json:"supervised_tokens"`
-	Threads      int                `json:"threads"`
-	Rank         int                `json:"rank"`
-	BackwardW    string             `json:"backward_weights"`
-	NoImageW     string             `json:"no_image_weights,omitempty"`
-	SecPerStep   float64            `json:"s_per_step"`
-	TokensPerSec float64            `json:"tokens_per_s"`
-	StepGFLOP    float64            `json:"step_gflop"`
-	GFLOPS       float64            `json:"gflop_per_s"`
-	MatMulGFLOPS float64            `json:"f32_mul_mat_gflop_per_s"`
-	OfMatMul     float64            `json:"ratio_to_mul_mat"`
-	PeakRSSMB    float64            `json:"peak_rss_mb"`
-	CEsPerStep   float64            `json:"ce_s_per_step,omitempty"`
-	CALOverCE    float64            `json:"cal_over_ce,omitempty"`
-	Profile      map[string]float64 `json:"profile_ms,omitempty"`
+	Preset       string  `json:"preset"`
+	Objective    string  `json:"objective"`
+	Rows         int     `json:"rows"`
+	ImageRows    int     `json:"image_rows"`
+	Supervised   int     `json:"supervised_tokens"`
+	Threads      int     `json:"threads"`
+	Rank         int     `json:"rank"`
+	BackwardW    string  `json:"backward_weights"`
+	NoImageW     string  `json:"no_image_weights,omitempty"`
+	SecPerStep   float64 `json:"s_per_step"`
+	TokensPerSec float64 `json:"tokens_per_s"`
+	StepGFLOP    float64 `json:"step_gflop"`
+	GFLOPS       float64 `json:"gflop_per_s"`
+	MatMulGFLOPS float64 `json:"f32_mul_mat_gflop_per_s"`
+	OfMatMul     float64 `json:"ratio_to_mul_mat"`
+	// BF16MatMulGFLOPS is the same product with a BF16 first operand, as the backward
+	// pass's transposed copies have: context for ratio_to_mul_mat, which the F32 rate sets.
+	BF16MatMulGFLOPS float64            `json:"bf16_mul_mat_gflop_per_s"`
+	PeakRSSMB        float64            `json:"peak_rss_mb"`
+	CEsPerStep       float64            `json:"ce_s_per_step,omitempty"`
+	CALOverCE        float64            `json:"cal_over_ce,omitempty"`
+	Profile          map[string]float64 `json:"profile_ms,omitempty"`
 }
 
 // Run measures the preset's training step.
@@ -105,7 +108,10 @@ func Run(o Options) (*Result, error) {
 	}
 	defer be.Close()
 	r := &Result{Preset: o.Preset, Objective: o.Objective, ImageRows: p.ImageRows, Threads: o.Threads, Rank: o.Rank}
-	if r.MatMulGFLOPS, err = matMulRate(be); err != nil {
+	if r.MatMulGFLOPS, err = matMulRate(be, ggml.TypeF32); err != nil {
+		return nil, err
+	}
+	if r.BF16MatMulGFLOPS, err = matMulRate(be, ggml.TypeBF16); err != nil {
 		return nil, err
 	}
 	m, err := llava.NewRandom(be, p.HP, 1)
@@ -285,13 +291,13 @@ func sequence(p Preset) (*llava.Batch, []int32, []cal.Target) {
 	return &llava.Batch{Seqs: []llava.Sequence{s}}, rows, targets
 }
 
-// matMulRate is ggml's F32 matrix-product rate on this backend: the best of a few
-// 2048×2048×2048 products.
-func matMulRate(be *ggml.Backend) (float64, error) {
+// matMulRate is ggml's matrix-product rate on this backend with a first operand of type
+// typ (the second is F32): the best of a few 2048×2048×2048 products.
+func matMulRate(be *ggml.Backend, typ ggml.Type) (float64, error) {
 	const n = 2048
 	ctx := ggml.NewContext(8*ggml.TensorOverhead()+ggml.GraphOverhead(8, false), true)
 	defer ctx.Close()
-	a := ctx.NewTensor(ggml.TypeF32, n, n)
+	a := ctx.NewTensor(typ, n, n)
 	b := ctx.NewTensor(ggml.TypeF32, n, n)
 	c := ctx.MulMat(a, b)
 	g := ctx.NewGraph(8, false)
@@ -305,7 +311,11 @@ func matMulRate(be *ggml.Backend) (float64, error) {
 	for i := range v {
 		v[i] = float32(i%7) * 0.1
 	}
-	a.SetF32(v)
+	if typ == ggml.TypeF32 {
+		a.SetF32(v)
+	} else {
+		buf.Clear(0) // the rate does not depend on the values (zeros are not denormal)
+	}
 	b.SetF32(v)
 	best := 0.0
 	for range 4 {
@@ -344,6 +354,7 @@ func profile(be *ggml.Backend, sg *train.StepGraph, opt *train.Optimizer) (map[s
 	if err != nil {
 		return nil, err
 	}
+	noImg := sg.ImageAbsentNodes()
 	for i, nt := range times {
 		phase := "forward"
 		switch {
@@ -351,7 +362,10 @@ func profile(be *ggml.Backend, sg *train.StepGraph, opt *train.Optimizer) (map[s
 			phase = "backward"
 		case i >= sg.Phases[0]:
 			phase = "loss"
+		case noImg[nt.Node]:
+			phase = "no-image"
 		}
+		out["phase "+phase] += nt.Dur.Seconds() * 1e3
 		out[phase+" "+nt.Node.Op()] += nt.Dur.Seconds() * 1e3
 		top = append(top, nodeTime{phase, nt})
 	}

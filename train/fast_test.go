@@ -6,7 +6,9 @@ import (
 
 	"github.com/calft/calft/bindings/ggml"
 	"github.com/calft/calft/cal"
+	"github.com/calft/calft/gguf"
 	"github.com/calft/calft/llava"
+	"github.com/calft/calft/tiny"
 )
 
 // withTransposed makes the decoder's backward pass multiply with transposed copies of
@@ -85,5 +87,30 @@ func TestNoImageWeightsKeepDelta(t *testing.T) {
 	t.Logf("Δ with Q8_0 image-absent weights: worst |difference| %.2e (largest |Δ| %.3g)", worst, scale)
 	if scale == 0 || worst > 0.05*math.Max(scale, 1) {
 		t.Errorf("Δ moved by %.3g with Q8_0 image-absent weights (largest |Δ| %.3g)", worst, scale)
+	}
+}
+
+// TestTransposedOfQuantizedBase checks the copies of a Q8_0 base (dequantized, then
+// transposed): F32 copies give autodiff's gradients, as out_prod dequantizes the same rows.
+func TestTransposedOfQuantizedBase(t *testing.T) {
+	m, be, s := tinySampleWith(t, tiny.Options{Seed: 11, WeightType: gguf.Q8_0, TiedOutput: true}, llava.LoadOptions{Trainable: true})
+	if m.W.Output.Type() != ggml.TypeQ8_0 {
+		t.Fatalf("output layer is %s, want q8_0", m.W.Output.Type())
+	}
+	ref := newGradRig(t, m, be, s, cal.CE)
+	got := newGradRig(t, m, be, s, cal.CE, withTransposed(t, be, m, ggml.TypeF32))
+	worst := 0.0
+	for i, p := range ref.params {
+		g0, g1 := ref.opt.Grad(p), got.opt.Grad(got.params[i])
+		var num, den float64
+		for j := range g0 {
+			num += math.Pow(float64(g1[j]-g0[j]), 2)
+			den += math.Pow(float64(g0[j]), 2)
+		}
+		worst = math.Max(worst, math.Sqrt(num/den))
+	}
+	t.Logf("Q8_0 base, F32 transposed copies: worst relative L2 difference from autodiff %.2e", worst)
+	if worst > 1e-5 {
+		t.Errorf("gradients differ from autodiff's by %.2e", worst)
 	}
 }

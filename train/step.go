@@ -61,6 +61,8 @@ type StepGraph struct {
 	det   *cal.Detacher
 	alloc *ggml.Allocator
 	drops []ggml.Tensor // LoRA dropout row choices, set per step
+
+	logits, noImg ggml.Tensor // the passes' outputs (noImg: zero Tensor for ce)
 }
 
 // NewStepGraph builds and allocates the graph of a shape. opt is needed for Backward.
@@ -95,6 +97,7 @@ func NewStepGraph(be *ggml.Backend, dec *llava.Decoder, opt *Optimizer, sh Shape
 	default:
 		logits = dec.Forward(s.ctx, s.in, false)
 	}
+	s.logits, s.noImg = logits, noImg
 	if calPass {
 		s.g.Expand(noImg)
 	}
@@ -155,6 +158,29 @@ func NewStepGraph(be *ggml.Backend, dec *llava.Decoder, opt *Optimizer, sh Shape
 
 // AllocSize is the bytes of the graph's intermediate tensors.
 func (s *StepGraph) AllocSize() int { return s.alloc.Size() }
+
+// ImageAbsentNodes are the nodes of CAL's image-absent pass: those its output depends
+// on that the full pass's logits do not (for profiling; empty for ce).
+func (s *StepGraph) ImageAbsentNodes() map[ggml.Tensor]bool {
+	out := map[ggml.Tensor]bool{}
+	if s.noImg.Nil() {
+		return out
+	}
+	full := map[ggml.Tensor]bool{}
+	var walk func(t ggml.Tensor, set map[ggml.Tensor]bool)
+	walk = func(t ggml.Tensor, set map[ggml.Tensor]bool) {
+		if t.Nil() || set[t] || full[t] {
+			return
+		}
+		set[t] = true
+		for i := 0; i < ggml.MaxSrc; i++ {
+			walk(t.Src(i), set)
+		}
+	}
+	walk(s.logits, full)
+	walk(s.noImg, out)
+	return out
+}
 
 // Graph is the built graph (for profiling).
 func (s *StepGraph) Graph() *ggml.Graph { return s.g }

@@ -57,6 +57,9 @@ func (g *Graph) Node(i int) Tensor { return Tensor{C.ggml_graph_node(g.g, C.int(
 // Op is the name of the operation that produces t ("NONE" for a leaf).
 func (t Tensor) Op() string { return C.GoString(C.ggml_op_desc(t.t)) }
 
+// MaxSrc is the most inputs a node has.
+const MaxSrc = C.GGML_MAX_SRC
+
 // Src returns input i of the node (zero Tensor when absent).
 func (t Tensor) Src(i int) Tensor { return Tensor{t.t.src[i]} }
 

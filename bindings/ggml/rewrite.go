@@ -10,7 +10,7 @@ package ggml
 // }
 //
 // // calft_small_inner computes dst[n, t] = Σ_j a[n, j]·x[j, t] for an inner dimension
-// // r ≤ 64 (a LoRA rank), with a: [N, r] rows contiguous, x: [r, T] any strides, dst
+// // r ≤ 32 (a LoRA rank), with a: [N, r] rows contiguous, x: [r, T] any strides, dst
 // // [N, T] contiguous. ggml's kernels vectorize along the inner dimension, which for
 // // r = 16 is one vector and a horizontal sum per output; this one runs along n instead
 // // (r multiply-adds of a column of a into a block of dst held in L1).
@@ -21,7 +21,7 @@ package ggml
 //     const int64_t N = dst->ne[0], T = dst->ne[1], r = a->ne[1];
 //     const int64_t t0 = T * ith / nth, t1 = T * (ith + 1) / nth;
 //     enum { BN = 256 };
-//     float xs[64], acc[BN];
+//     float xs[32], acc[BN];
 //     for (int64_t t = t0; t < t1; t++) {
 //         float * d = (float *) ((char *) dst->data + t * dst->nb[1]);
 //         for (int64_t j = 0; j < r; j++) {
@@ -74,7 +74,7 @@ package ggml
 //         int room = k + 2 + (n - i) <= g->size &&
 //             ggml_get_mem_size(ctx) - ggml_used_mem(ctx) >= 4 * ggml_tensor_overhead();
 //         if (cpu && node->op == GGML_OP_MUL_MAT && calft_is_matrix(node) && calft_is_matrix(a) &&
-//             calft_is_matrix(b) && room && a->ne[0] <= 64 && a->ne[1] >= 64 && ggml_is_contiguous(a)) {
+//             calft_is_matrix(b) && room && a->ne[0] <= 32 && a->ne[1] >= 64 && ggml_is_contiguous(a)) {
 //             // mul_mat(S, u) with a short inner dimension (a LoRA B): the small-inner
 //             // kernel over cont(Sᵀ).
 //             struct ggml_tensor * at = ggml_transpose(ctx, a);
@@ -101,7 +101,7 @@ package ggml
 //             (*bypassed)[(*n_bypassed)++] = b;
 //             count++;
 //         } else if (cpu && dy != NULL && dy->type == GGML_TYPE_F32 && calft_is_matrix(a) &&
-//                    a->ne[1] <= 64 && a->ne[0] >= 64 && a->nb[0] == sizeof(float)) {
+//                    a->ne[1] <= 32 && a->ne[0] >= 64 && a->nb[0] == sizeof(float)) {
 //             // out_prod(A, xᵀ) with a short inner dimension (dx through a LoRA A): the
 //             // small-inner kernel on A and x as they are.
 //             calft_make_small_inner(node, a, dy);
@@ -164,20 +164,25 @@ import "C"
 
 import "unsafe"
 
-// RewriteOutProds replaces the backward pass's out_prod nodes that ggml's CPU backend runs
-// slowly with equal expressions it runs fast. Autodiff differentiates y = mul_mat(W, x)
-// as dx = out_prod(W, dyᵀ) and dW = out_prod(x, dy); the out_prod kernel adds rows of its
-// first operand one at a time, which is a fraction of mul_mat's rate, and worse still
-// when those rows are short (a LoRA rank of 16). Three cases change, all 2-D F32:
-//   - W has a transposed copy Wt in transposed (any type mul_mat accepts): dx becomes
-//     mul_mat(Wt, dy), the same value up to Wt's rounding;
+// RewriteOutProds replaces products that ggml's CPU backend runs slowly with equal
+// expressions it runs fast. Autodiff differentiates y = mul_mat(W, x) as
+// dx = out_prod(W, dyᵀ) and dW = out_prod(x, dy); the out_prod kernel adds rows of its
+// first operand one at a time, a fraction of mul_mat's rate, and worse when those rows
+// are short (a LoRA rank of 16); mul_mat in turn spends a horizontal sum per result
+// element, which dominates when its inner dimension is a LoRA rank. Cases, all 2-D F32:
+//   - dx through a W that has a transposed copy Wt in transposed (any type mul_mat
+//     accepts): mul_mat(Wt, dy), the same value up to Wt's rounding;
 //   - out_prod(A, dyᵀ) with rows of A shorter than 64: mul_mat(cont(Aᵀ), dy);
 //   - out_prod(A, B) with rows of A shorter than 64 and B's at least 4 times longer:
-//     cont(transpose(out_prod(B, A))).
+//     cont(transpose(out_prod(B, A)));
+//   - with cpu, out_prod(A, xᵀ) and mul_mat(S, x) whose inner dimension is at most 32
+//     (LoRA's products through A in the backward pass and through B in the forward
+//     pass): a CPU kernel of calft's that runs along the long dimension instead.
 //
 // New nodes are created in ctx. The transpose views no longer read leave the graph, so
-// the allocator can reuse what they viewed. Call it after the backward pass is built and
-// before the graph is allocated; it returns how many nodes it rewrote.
+// the allocator can reuse what they viewed. Call it after the backward pass is built (it
+// rewrites forward nodes whose values autodiff no longer needs) and before the graph is
+// allocated; it returns how many nodes it rewrote.
 func (g *Graph) RewriteOutProds(ctx *Context, transposed map[Tensor]Tensor, cpu bool) int {
 	n := len(transposed)
 	ptrSize := C.size_t(unsafe.Sizeof(uintptr(0)))

@@ -21,11 +21,14 @@ func newBenchCmd() *cobra.Command {
 		Long: `bench builds a model of a preset's shape with random weights in memory (no files), a LoRA
 adapter on the seven projections and one fixed sequence (a short text prefix, image rows,
 then text, all supervised), and times full training steps (forward, loss, backward, AdamW)
-after a warm-up. It prints one JSON line: the median seconds per step, tokens per second,
-the step's matrix-product work (2·m·n·k summed over every MUL_MAT and OUT_PROD node of the
-graph), the rate achieved, ggml's F32 mul_mat rate on a 2048³ product measured in the same
-run and their ratio, the peak resident memory, and for cal the ratio to a ce step measured
-in the same run. --profile adds the time per op and phase of one step.`,
+after a warm-up, with the frozen weights' copies training makes by default (BF16
+transposed matrices for the backward pass, Q8_0 matrices for CAL's image-absent pass).
+It prints one JSON line: the median seconds per step, tokens per second, the step's
+matrix-product work (2·m·n·k summed over every product node of the graph), the rate
+achieved, ggml's F32 mul_mat rate on a 2048³ product measured in the same run and their
+ratio (the BF16 rate of the same product is given for context), the peak resident
+memory of the step, and for cal the ratio to a ce step (median over cal and ce steps
+taken in turn). --profile adds the time per op and phase of one step.`,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			r, err := bench.Run(o)
 			if err != nil {
@@ -45,7 +48,8 @@ in the same run. --profile adds the time per op and phase of one step.`,
 				total := 0.0
 				for k, v := range r.Profile {
 					rows = append(rows, kv{k, v})
-					if !strings.HasPrefix(k, "node ") { // the largest nodes are listed again
+					// The largest nodes and the phases are listed again.
+					if !strings.HasPrefix(k, "node ") && !strings.HasPrefix(k, "phase ") {
 						total += v
 					}
 				}

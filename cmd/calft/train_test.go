@@ -52,6 +52,10 @@ func TestTrainBothObjectivesLearnAndLoad(t *testing.T) {
 			if code != 0 {
 				t.Fatalf("train: exit %d\n%s", code, msg)
 			}
+			// The default fast weights for an F32 base, said in the log.
+			if !strings.Contains(msg, "bf16 transposed copies") || (obj == "cal") != strings.Contains(msg, "q8_0 copies") {
+				t.Errorf("the log does not say which weight copies the run keeps:\n%s", msg)
+			}
 			s := readSummary(t, out)
 			first, last := s.Val[0].Loss, s.Val[len(s.Val)-1].Loss
 			t.Logf("%s: validation loss %.4f → %.4f over %d steps", obj, first, last, s.Steps)
@@ -215,8 +219,11 @@ func TestTrainDataErrorsAndConfig(t *testing.T) {
 	if msg, code := run(t, "train", "--config", cfg); code != 1 || !strings.Contains(msg, "stepz") {
 		t.Errorf("an unknown config key should be refused by name: exit %d\n%s", code, msg)
 	}
+	if msg, code := run(t, append(base, "--out", filepath.Join(t.TempDir(), "r"), "--backward-weights", "f16")...); code != 1 || !strings.Contains(msg, "--backward-weights") {
+		t.Errorf("a bad --backward-weights should be refused by name: exit %d\n%s", code, msg)
+	}
 	help, _ := run(t, "train", "--help")
-	for _, opt := range []string{"--objective", "--val-data", "--accum", "--resume", "--overwrite", "--targets", "(default 0.0002)", "(default \"cal\")"} {
+	for _, opt := range []string{"--objective", "--val-data", "--accum", "--resume", "--overwrite", "--targets", "--backward-weights", "--no-image-weights", "(default 0.0002)", "(default \"cal\")"} {
 		if !strings.Contains(help, opt) {
 			t.Errorf("train --help does not document %s", opt)
 		}

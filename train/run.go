@@ -350,6 +350,11 @@ func resume(c *Config, ad *lora.Adapter, opt *Optimizer, total int, digest strin
 	// and how often to save may change.
 	var diffs []string
 	a, b := st.Config, *c
+	for _, o := range []*string{&a.BackwardWeights, &a.NoImageWeights} {
+		if *o == "" { // a checkpoint from before these options
+			*o = "auto"
+		}
+	}
 	for _, p := range []struct {
 		name string
 		x, y any
@@ -363,6 +368,8 @@ func resume(c *Config, ad *lora.Adapter, opt *Optimizer, total int, digest strin
 		{"warmup", a.Warmup, b.Warmup}, {"schedule", a.Schedule, b.Schedule}, {"clip", a.Clip, b.Clip}, {"seed", a.Seed, b.Seed},
 		{"template", a.Template, b.Template}, {"max-rows", a.MaxRows, b.MaxRows}, {"on-error", a.OnError, b.OnError},
 		{"image-dir", a.ImageDir, b.ImageDir},
+		// The copies round differently (BF16 gradients, Q8_0 Δ): the adapter would differ.
+		{"backward-weights", a.BackwardWeights, b.BackwardWeights}, {"no-image-weights", a.NoImageWeights, b.NoImageWeights},
 	} {
 		if !reflect.DeepEqual(p.x, p.y) {
 			diffs = append(diffs, fmt.Sprintf("%s: checkpoint %v, now %v", p.name, p.x, p.y))

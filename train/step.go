@@ -123,24 +123,30 @@ func NewStepGraph(be *ggml.Backend, dec *llava.Decoder, opt *Optimizer, sh Shape
 	if dec.Transposed != nil {
 		transposed = dec.Transposed.Of
 	}
-	// The rewrite inserts and removes nodes: find the phase boundaries again.
-	var first [2]ggml.Tensor
-	for i, n := range s.Phases {
-		if n < s.g.NNodes() {
-			first[i] = s.g.Node(n)
+	// The rewrite inserts nodes (each just before the node that reads it) and removes
+	// some views: each node keeps its phase, an inserted one takes its reader's.
+	phase := map[ggml.Tensor]int{}
+	for i := 0; i < s.g.NNodes(); i++ {
+		phase[s.g.Node(i)] = 0
+		if i >= s.Phases[1] {
+			phase[s.g.Node(i)] = 2
+		} else if i >= s.Phases[0] {
+			phase[s.g.Node(i)] = 1
 		}
 	}
 	s.g.RewriteOutProds(s.ctx, transposed, be.IsCPU())
-	for i := range s.Phases {
-		if first[i].Nil() {
-			s.Phases[i] = s.g.NNodes()
-			continue
+	n := s.g.NNodes()
+	s.Phases = [2]int{n, n}
+	cur := 2
+	for i := n - 1; i >= 0; i-- {
+		if p, ok := phase[s.g.Node(i)]; ok {
+			cur = p
 		}
-		for j := 0; j < s.g.NNodes(); j++ {
-			if s.g.Node(j) == first[i] {
-				s.Phases[i] = j
-				break
-			}
+		if cur >= 1 {
+			s.Phases[0] = i
+		}
+		if cur >= 2 {
+			s.Phases[1] = i
 		}
 	}
 	if err := s.det.Alloc(be); err != nil {

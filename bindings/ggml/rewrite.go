@@ -93,7 +93,8 @@ package ggml
 //         struct ggml_tensor * dy = b->op == GGML_OP_TRANSPOSE ? b->src[0] : NULL;
 //         int j = 0;
 //         while (j < nw && w[j] != a) j++;
-//         if (dy != NULL && dy->type == GGML_TYPE_F32 && j < nw && wt[j]->ne[0] == dy->ne[0] && wt[j]->ne[1] == node->ne[0]) {
+//         if (dy != NULL && dy->type == GGML_TYPE_F32 && dy->nb[0] == sizeof(float) && j < nw &&
+//             wt[j]->ne[0] == dy->ne[0] && wt[j]->ne[1] == node->ne[0]) {
 //             // dx through a frozen matrix: mul_mat(Wᵀ, dy) with the ready copy.
 //             node->op = GGML_OP_MUL_MAT;
 //             node->src[0] = wt[j];

@@ -68,6 +68,20 @@ func TestRewriteOutProds(t *testing.T) {
 		{"dx through a LoRA A (small inner dimension)", func(c *Context) Tensor { return c.OutProd(a, c.Transpose(du)) }, nil, "CUSTOM", 1e-6},
 		{"B·u forward (small inner dimension)", func(c *Context) Tensor { return c.MulMat(b, u) }, nil, "CUSTOM", 1e-6},
 	}
+	// A gradient that is itself a transposed view is left to out_prod (mul_mat needs its
+	// second operand's rows packed).
+	{
+		ctx := NewContext(64*TensorOverhead()+GraphOverhead(64, false), true)
+		y := ctx.NewTensor(TypeF32, T, N) // (never computed: only the decision is checked)
+		strided := ctx.Transpose(y)       // [N, T] with rows T apart
+		out := ctx.OutProd(w, ctx.Transpose(strided))
+		g := ctx.NewGraph(64, false)
+		g.Expand(out)
+		if n := g.RewriteOutProds(ctx, map[Tensor]Tensor{w: wt32}, true); n != 0 || out.Op() != "OUT_PROD" {
+			t.Errorf("a strided gradient was rewritten (%d nodes, %s)", n, out.Op())
+		}
+		ctx.Close()
+	}
 	for _, c := range cases {
 		var got [2][]float32
 		for i, rewrite := range []bool{false, true} {

@@ -124,6 +124,9 @@ func TestResumeGivesTheSameAdapter(t *testing.T) {
 	if msg, code := run(t, args(stopped)...); code != 1 || !strings.Contains(msg, "--resume") {
 		t.Fatalf("a second run into the same folder without --resume/--overwrite: exit %d\n%s", code, msg)
 	}
+	if msg, code := run(t, args(stopped, "--resume", "--backward-weights", "f32")...); code != 1 || !strings.Contains(msg, "backward-weights") {
+		t.Fatalf("resuming with other weight copies (a different adapter) should be refused by name: exit %d\n%s", code, msg)
+	}
 	if msg, code := run(t, args(stopped, "--resume")...); code != 0 {
 		t.Fatalf("resumed run: exit %d\n%s", code, msg)
 	}

@@ -22,7 +22,7 @@ type NoImageWeights struct {
 
 // NewNoImageWeights quantizes w's F32 block matrices whose rows are a whole number of
 // Q8_0 blocks; the others are shared with w.
-func NewNoImageWeights(be *ggml.Backend, w *Weights, typ ggml.Type) (*NoImageWeights, error) {
+func NewNoImageWeights(be *ggml.Backend, w *Weights) (*NoImageWeights, error) {
 	nw := &NoImageWeights{W: *w}
 	nw.W.Layers = append([]Layer(nil), w.Layers...)
 	var pairs [][2]ggml.Tensor
@@ -31,11 +31,11 @@ func NewNoImageWeights(be *ggml.Backend, w *Weights, typ ggml.Type) (*NoImageWei
 		l := &nw.W.Layers[i]
 		for _, m := range []*ggml.Tensor{&l.Wq, &l.Wk, &l.Wv, &l.Wo, &l.Gate, &l.Up, &l.Down} {
 			ne := m.Ne()
-			if m.Type() != ggml.TypeF32 || ne[0]%typ.BlockSize() != 0 {
+			if m.Type() != ggml.TypeF32 || ne[0]%ggml.TypeQ8_0.BlockSize() != 0 {
 				continue
 			}
 			// Same name: the adapter finds its LoRA pair by the weight's name.
-			q := nw.ctx.NewTensor(typ, ne[0], ne[1]).SetName(m.Name())
+			q := nw.ctx.NewTensor(ggml.TypeQ8_0, ne[0], ne[1]).SetName(m.Name())
 			pairs = append(pairs, [2]ggml.Tensor{*m, q})
 			*m = q
 		}

@@ -64,8 +64,9 @@ func NewTransposed(be *ggml.Backend, w *Weights, typ ggml.Type) (*Transposed, er
 	return tr, nil
 }
 
-// fill computes the copies in one graph; the allocator reuses the temporaries' memory, so
-// the extra memory at any moment is about one (largest) matrix in F32.
+// fill computes the copies in one graph, a band of columns at a time; the allocator
+// reuses the temporaries' memory, so the extra memory at any moment is about one band in
+// F32 (4M elements), plus one widened matrix for a quantized base.
 func (tr *Transposed) fill(be *ggml.Backend, mats []ggml.Tensor, maxRows int) error {
 	size := 0
 	for _, m := range mats {

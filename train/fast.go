@@ -41,7 +41,7 @@ func NewFastWeights(be *ggml.Backend, m *llava.Model, backward, noImage string, 
 	case "auto", "q8_0":
 		if cal && (f32 || noImage == "q8_0") {
 			var err error
-			if fw.NoImage, err = llava.NewNoImageWeights(be, &m.W, ggml.TypeQ8_0); err != nil {
+			if fw.NoImage, err = llava.NewNoImageWeights(be, &m.W); err != nil {
 				fw.Close()
 				return nil, err
 			}

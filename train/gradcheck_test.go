@@ -140,6 +140,23 @@ func newGradRig(t *testing.T, m *llava.Model, be *ggml.Backend, s sample, obj ca
 	return r
 }
 
+// gradDifferences is, for each LoRA tensor in ref's order, the relative L2 difference of
+// got's gradient from ref's (the rigs' adapters are built alike, so tensors pair up).
+func gradDifferences(ref, got *gradRig) []float64 {
+	out := make([]float64, len(ref.params))
+	for i, p := range ref.params {
+		g0, g1 := ref.opt.Grad(p), got.opt.Grad(got.params[i])
+		var num, den float64
+		for j := range g0 {
+			d := float64(g1[j] - g0[j])
+			num += d * d
+			den += float64(g0[j]) * float64(g0[j])
+		}
+		out[i] = math.Sqrt(num / den)
+	}
+	return out
+}
+
 // checkLoRAGradients compares, for every LoRA tensor of a random adapter on m, the
 // directional derivative of the loss along the tensor's own gradient (from a backward
 // step graph) with a central finite difference of the loss computed by a forward-only

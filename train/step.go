@@ -162,9 +162,6 @@ func NewStepGraph(be *ggml.Backend, dec *llava.Decoder, opt *Optimizer, sh Shape
 	return s, nil
 }
 
-// AllocSize is the bytes of the graph's intermediate tensors.
-func (s *StepGraph) AllocSize() int { return s.alloc.Size() }
-
 // ImageAbsentNodes are the nodes of CAL's image-absent pass: those its output depends
 // on that the full pass's logits do not (for profiling; empty for ce).
 func (s *StepGraph) ImageAbsentNodes() map[ggml.Tensor]bool {

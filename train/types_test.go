@@ -98,17 +98,10 @@ func TestGradientsOnQ8_0Base(t *testing.T) {
 				rq, rf := newGradRig(t, mq, beq, sq, obj), newGradRig(t, mf, bef, sf, obj)
 				t.Logf("loss %.5f with Q8_0 weights, %.5f with their F32 copy", rq.loss, rf.loss)
 				worst := 0.0
-				for i, p := range rq.params {
-					gq, gf := rq.opt.Grad(p), rf.opt.Grad(rf.params[i])
-					var d, n float64
-					for j := range gf {
-						d += math.Pow(float64(gq[j]-gf[j]), 2)
-						n += math.Pow(float64(gf[j]), 2)
-					}
-					rel := math.Sqrt(d / n)
+				for i, rel := range gradDifferences(rf, rq) {
 					worst = math.Max(worst, rel)
 					if rel > 0.1 {
-						t.Errorf("%s: gradient differs from the F32 copy's by %.3g (relative norm) > 10%%", p.Name(), rel)
+						t.Errorf("%s: gradient differs from the F32 copy's by %.3g (relative norm) > 10%%", rq.params[i].Name(), rel)
 					}
 				}
 				t.Logf("Q8_0 vs F32-copy gradients: worst relative difference %.2e over %d tensors", worst, len(rq.params))

@@ -173,11 +173,11 @@ func (t Tensor) SetBytes(data []byte, offset int) {
 
 // SetF32At copies float32 values into an F32 tensor starting at element off.
 func (t Tensor) SetF32At(v []float32, off int) {
-	if t.Type() != TypeF32 || off < 0 || off+len(v) > t.NElements() {
-		panic(fmt.Sprintf("ggml: SetF32At of %d values at %d into %s tensor %q of %d elements", len(v), off, t.Type(), t.Name(), t.NElements()))
+	if t.Type() != TypeF32 || off < 0 {
+		panic(fmt.Sprintf("ggml: SetF32At of %d values at %d into %s tensor %q", len(v), off, t.Type(), t.Name()))
 	}
 	if len(v) > 0 {
-		C.ggml_backend_tensor_set(t.t, unsafe.Pointer(&v[0]), C.size_t(4*off), C.size_t(4*len(v)))
+		t.SetBytes(unsafe.Slice((*byte)(unsafe.Pointer(&v[0])), 4*len(v)), 4*off)
 		runtime.KeepAlive(v)
 	}
 }

@@ -43,3 +43,9 @@ const (
 	adviceRefetch   = "the download or copy is incomplete or damaged, fetch it again"
 	adviceReconvert = "convert the model again with a current llama.cpp converter"
 )
+
+// Errorf makes an error about the file at path, of one of the kinds above; the
+// llama.cpp-compatibility checks (package gguf/check) report through it too.
+func Errorf(path string, kind error, format string, args ...any) *Error {
+	return fileErr(path, kind, format, args...)
+}

@@ -6,13 +6,13 @@ package infer
 import (
 	"errors"
 	"fmt"
-	"github.com/calft/calft/gguf"
 	"os"
 	"runtime"
 	"strings"
 
 	"github.com/calft/calft/bindings/llama"
 	"github.com/calft/calft/bindings/mtmd"
+	"github.com/calft/calft/gguf/check"
 	"github.com/calft/calft/imageio"
 )
 
@@ -105,7 +105,7 @@ func (o Options) check() (*imageio.RGB, error) {
 		return nil, err
 	}
 	// llama.cpp aborts the process on some malformed files; the Go checks refuse them first.
-	model, err := gguf.CheckTextModel(o.Model)
+	model, err := check.TextModel(o.Model)
 	if err != nil {
 		return nil, err
 	}
@@ -113,7 +113,7 @@ func (o Options) check() (*imageio.RGB, error) {
 		if err := llama.CheckGGUFFile(o.Lora, "LoRA adapter"); err != nil {
 			return nil, err
 		}
-		if _, err := gguf.CheckAdapter(o.Lora, model); err != nil {
+		if _, err := check.Adapter(o.Lora, model); err != nil {
 			return nil, err
 		}
 	}
@@ -132,11 +132,11 @@ func (o Options) check() (*imageio.RGB, error) {
 	if err := llama.CheckGGUFFile(o.Mmproj, "mmproj"); err != nil {
 		return nil, err
 	}
-	mm, err := gguf.CheckMmproj(o.Mmproj)
+	mm, err := check.Mmproj(o.Mmproj)
 	if err != nil {
 		return nil, err
 	}
-	if err := gguf.CheckMmprojForModel(mm, model); err != nil {
+	if err := check.MmprojForModel(mm, model); err != nil {
 		return nil, err
 	}
 	if c := strings.Count(o.Prompt, mtmd.DefaultMarker()); c > 1 {

@@ -6,7 +6,7 @@ import (
 
 	"github.com/calft/calft/bindings/llama"
 	"github.com/calft/calft/bindings/mtmd"
-	"github.com/calft/calft/gguf"
+	"github.com/calft/calft/gguf/check"
 	"github.com/calft/calft/imageio"
 )
 
@@ -16,7 +16,7 @@ type Session struct {
 	model    *llama.Model
 	proj     *mtmd.Context
 	ctx      *llama.Context
-	info     *gguf.TextModelInfo
+	info     *check.TextModelInfo
 	adapters map[string]*llama.Adapter
 	current  string
 	Template bool // wrap prompts in the model's chat template (default true)
@@ -24,7 +24,7 @@ type Session struct {
 
 // NewSession loads a model (and an mmproj, when not empty) after checking them in Go.
 func NewSession(modelPath, mmprojPath string, nCtx, threads int) (*Session, error) {
-	info, err := gguf.CheckModelAndMmproj(modelPath, mmprojPath)
+	info, err := check.ModelAndMmproj(modelPath, mmprojPath)
 	if err != nil {
 		return nil, err
 	}
@@ -60,7 +60,7 @@ func (s *Session) UseAdapter(path string) error {
 	}
 	a, ok := s.adapters[path]
 	if !ok {
-		if _, err := gguf.CheckAdapter(path, s.info); err != nil {
+		if _, err := check.Adapter(path, s.info); err != nil {
 			return err
 		}
 		var err error

@@ -12,6 +12,7 @@ import (
 	"testing"
 
 	"github.com/calft/calft/gguf"
+	"github.com/calft/calft/gguf/check"
 )
 
 func generate(t *testing.T, o Options) string {
@@ -85,24 +86,24 @@ func TestDifferentSeedDifferentWeights(t *testing.T) {
 func TestGeneratedFilesPassChecks(t *testing.T) {
 	for _, tied := range []bool{false, true} {
 		dir := generate(t, Options{Seed: 3, TiedOutput: tied})
-		m, err := gguf.CheckTextModel(filepath.Join(dir, BaseFile))
+		m, err := check.TextModel(filepath.Join(dir, BaseFile))
 		if err != nil {
 			t.Fatal(err)
 		}
-		if m.TiedOutput != tied || m.NEmbd != NEmbd || m.NLayer != NLayer || m.NHead != NHead || m.NHeadKV != NHeadKV || m.NFF != NFF || m.NCtxTrain != NCtx {
+		if m.Tied != tied || m.NEmbd != NEmbd || m.NLayer != NLayer || m.NHead != NHead || m.NHeadKV != NHeadKV || m.NFF != NFF || m.NCtxTrain != NCtx {
 			t.Errorf("tied=%v: model %+v", tied, m)
 		}
 		if n := len(BuildVocab().Tokens); m.NVocab != n || n < 400 || n > 600 {
 			t.Errorf("vocab of %d tokens (model says %d), want 400..600", n, m.NVocab)
 		}
-		mm, err := gguf.CheckMmproj(filepath.Join(dir, MmprojFile))
+		mm, err := check.Mmproj(filepath.Join(dir, MmprojFile))
 		if err != nil {
 			t.Fatal(err)
 		}
 		if mm.TokensPerImage != TokensPerImage || mm.OutputWidth != NEmbd {
 			t.Errorf("mmproj: %d tokens of width %d", mm.TokensPerImage, mm.OutputWidth)
 		}
-		if err := gguf.CheckMmprojForModel(mm, m); err != nil {
+		if err := check.MmprojForModel(mm, m); err != nil {
 			t.Error(err)
 		}
 	}

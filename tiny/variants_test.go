@@ -10,6 +10,7 @@ import (
 
 	"github.com/calft/calft/bindings/llama"
 	"github.com/calft/calft/gguf"
+	"github.com/calft/calft/gguf/check"
 )
 
 // llamaLogits loads base.gguf of dir with libllama and returns the logits of every row
@@ -67,11 +68,11 @@ func TestVariantsLoadInLibllama(t *testing.T) {
 		for _, wt := range []gguf.DType{gguf.F32, gguf.F16, gguf.BF16, gguf.Q8_0, gguf.Q4_0} {
 			t.Run(fmt.Sprintf("%s-%s", arch, wt), func(t *testing.T) {
 				dir := generate(t, Options{Seed: 4, Arch: arch, WeightType: wt})
-				m, err := gguf.CheckTextModel(filepath.Join(dir, BaseFile))
+				m, err := check.TextModel(filepath.Join(dir, BaseFile))
 				if err != nil {
 					t.Fatal(err)
 				}
-				if m.Arch != arch || m.NEmbd != NEmbd || m.NHeadKV != NHeadKV || m.TiedOutput {
+				if m.Arch != arch || m.NEmbd != NEmbd || m.NHeadKV != NHeadKV || m.Tied {
 					t.Errorf("model %+v", m)
 				}
 				f, err := gguf.Open(filepath.Join(dir, BaseFile))

@@ -8,7 +8,7 @@ import (
 	"github.com/calft/calft/bindings/llama"
 	"github.com/calft/calft/bindings/mtmd"
 	"github.com/calft/calft/data"
-	"github.com/calft/calft/gguf"
+	"github.com/calft/calft/gguf/check"
 	"github.com/calft/calft/llava"
 )
 
@@ -45,7 +45,7 @@ func OpenEnv(o EnvOptions) (*Env, error) {
 			return nil, fmt.Errorf("model file %w", err)
 		}
 	}
-	if _, err := gguf.CheckModelAndMmproj(o.Model, o.Mmproj); err != nil {
+	if _, err := check.ModelAndMmproj(o.Model, o.Mmproj); err != nil {
 		return nil, err
 	}
 	e := &Env{}

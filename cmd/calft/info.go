@@ -3,9 +3,8 @@ package main
 import (
 	"fmt"
 
+	"github.com/calft/calft/gguf/check"
 	"github.com/spf13/cobra"
-
-	"github.com/calft/calft/gguf"
 )
 
 func init() { commands = append(commands, newInfoCmd) }
@@ -25,7 +24,7 @@ says what calft would reject in the file, and exits 1 then.`,
 				if i > 0 {
 					fmt.Fprintln(cmd.OutOrStdout())
 				}
-				d, err := gguf.Describe(path)
+				d, err := check.Describe(path)
 				if err != nil {
 					return err
 				}

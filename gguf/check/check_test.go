@@ -1,4 +1,4 @@
-package gguf_test
+package check_test
 
 import (
 	"errors"
@@ -9,6 +9,7 @@ import (
 	"testing"
 
 	"github.com/calft/calft/gguf"
+	"github.com/calft/calft/gguf/check"
 	"github.com/calft/calft/tiny"
 )
 
@@ -82,11 +83,11 @@ func wantErr(t *testing.T, err error, kind error, fragments ...string) {
 
 func TestCheckTextModelOnTiny(t *testing.T) {
 	base, _ := tinyModel(t)
-	m, err := gguf.CheckTextModel(base)
+	m, err := check.TextModel(base)
 	if err != nil {
 		t.Fatal(err)
 	}
-	got := fmt.Sprintln(m.Arch, m.NEmbd, m.NLayer, m.NHead, m.NHeadKV, m.NFF, m.NCtxTrain, m.HeadDimK, m.RopeDims, m.RMSEps, m.RopeBase, m.TiedOutput)
+	got := fmt.Sprintln(m.Arch, m.NEmbd, m.NLayer, m.NHead, m.NHeadKV, m.NFF, m.NCtxTrain, m.HeadDim, m.Rope.Dims, m.RMSEps, m.Rope.Base, m.Tied)
 	want := fmt.Sprintln("llama", 64, 2, 4, 2, 160, 512, 16, 16, float32(1e-5), float32(10000), false)
 	if got != want {
 		t.Errorf("hyper-parameters %s, want %s", got, want)
@@ -139,15 +140,22 @@ func TestCheckTextModelRejects(t *testing.T) {
 		{"nested arrays", set("x.nested", gguf.NestedArrayValue([]gguf.Value{gguf.ArrayValue([]uint8{1})})), nil, gguf.ErrUnsupported, []string{"nested arrays"}},
 		{"missing tensor", nil, func(n string) bool { return n != "blk.1.attn_k.weight" }, gguf.ErrTensorMissing, []string{"blk.1.attn_k.weight"}},
 		{"wrong shape", set("llama.feed_forward_length", gguf.Uint32Value(64)), nil, gguf.ErrTensorShape, []string{"blk.0.ffn_gate.weight", "[64 160]", "[64 64]"}},
-		{"extra tensor", func(w *gguf.Writer) { w.AddTensorF32("blk.5.extra.weight", gguf.F32, []uint64{1}, []float32{0}) }, nil, gguf.ErrUnsupported, []string{"unexpected tensor"}},
+		{"extra tensor", func(w *gguf.Writer) { w.AddTensorF32("blk.5.extra.weight", gguf.F32, []uint64{1}, []float32{0}) }, nil, gguf.ErrUnsupported, []string{"unexpected tensor", "blk.5.extra.weight"}},
+		// Keys and tensors libllama applies that calft's decoder does not implement
+		// are refused by name.
+		{"longrope", set("llama.rope.scaling.type", gguf.StringValue("longrope")), nil, gguf.ErrUnsupported, []string{"llama.rope.scaling.type", "longrope"}},
+		{"value length", set("llama.attention.value_length", gguf.Uint32Value(8)), nil, gguf.ErrUnsupported, []string{"llama.attention.value_length"}},
+		{"ff varies", set("llama.feed_forward_length", gguf.ArrayValue([]uint32{160, 128})), nil, gguf.ErrUnsupported, []string{"llama.feed_forward_length", "differs between layers"}},
+		{"longrope factors", func(w *gguf.Writer) { w.AddTensorF32("rope_factors_long.weight", gguf.F32, []uint64{8}, make([]float32, 8)) }, nil, gguf.ErrUnsupported, []string{"rope_factors_long.weight"}},
+		{"f16 norm", func(w *gguf.Writer) { w.AddTensorF32("blk.0.attn_norm.weight", gguf.F16, []uint64{64}, make([]float32, 64)) }, func(n string) bool { return n != "blk.0.attn_norm.weight" }, gguf.ErrTensorType, []string{"blk.0.attn_norm.weight", "F32"}},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
-			_, err := gguf.CheckTextModel(rewrite(t, base, c.mutate, c.keep))
+			_, err := check.TextModel(rewrite(t, base, c.mutate, c.keep))
 			wantErr(t, err, c.kind, c.fragment...)
 		})
 	}
-	_, err := gguf.CheckTextModel(mmproj)
+	_, err := check.TextModel(mmproj)
 	wantErr(t, err, gguf.ErrUnsupported, "expected a text model", "vision projector (mmproj)")
 }
 
@@ -165,18 +173,18 @@ func renameByteToken(tokens []string) []string {
 func TestTiedOutputVariant(t *testing.T) {
 	base, _ := tinyModel(t)
 	tied := rewrite(t, base, nil, func(n string) bool { return n != "output.weight" })
-	m, err := gguf.CheckTextModel(tied)
+	m, err := check.TextModel(tied)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !m.TiedOutput {
+	if !m.Tied {
 		t.Error("model without output.weight not reported as tied")
 	}
 }
 
 func TestCheckMmproj(t *testing.T) {
 	base, mmproj := tinyModel(t)
-	mm, err := gguf.CheckMmproj(mmproj)
+	mm, err := check.Mmproj(mmproj)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -184,16 +192,16 @@ func TestCheckMmproj(t *testing.T) {
 	if want := "mlp 32 8 32 2 48 2 64 16\n"; got != want {
 		t.Errorf("got %s, want %s", got, want)
 	}
-	model, err := gguf.CheckTextModel(base)
+	model, err := check.TextModel(base)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := gguf.CheckMmprojForModel(mm, model); err != nil {
+	if err := check.MmprojForModel(mm, model); err != nil {
 		t.Error(err)
 	}
 	narrow := *model
 	narrow.NEmbd = 576
-	wantErr(t, gguf.CheckMmprojForModel(mm, &narrow), gguf.ErrMismatch, mmproj, base, "width 64", "n_embd 576")
+	wantErr(t, check.MmprojForModel(mm, &narrow), gguf.ErrMismatch, mmproj, base, "width 64", "n_embd 576")
 
 	set := func(key string, v gguf.Value) func(*gguf.Writer) {
 		return func(w *gguf.Writer) { w.Set(key, v) }
@@ -225,11 +233,11 @@ func TestCheckMmproj(t *testing.T) {
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
-			_, err := gguf.CheckMmproj(rewrite(t, mmproj, c.mutate, c.keep))
+			_, err := check.Mmproj(rewrite(t, mmproj, c.mutate, c.keep))
 			wantErr(t, err, c.kind, c.fragment...)
 		})
 	}
-	_, err = gguf.CheckMmproj(base)
+	_, err = check.Mmproj(base)
 	wantErr(t, err, gguf.ErrUnsupported, "expected a vision projector")
 }
 
@@ -240,7 +248,7 @@ func TestIdefics3TokensPerImage(t *testing.T) {
 		w.Set("clip.vision.projector.scale_factor", gguf.Uint32Value(2))
 		w.AddTensorF32("mm.model.fc.weight", gguf.F32, []uint64{128, 64}, make([]float32, 128*64))
 	}, nil)
-	mm, err := gguf.CheckMmproj(p)
+	mm, err := check.Mmproj(p)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -250,7 +258,7 @@ func TestIdefics3TokensPerImage(t *testing.T) {
 }
 
 // writeAdapter writes a rank-r LoRA for the named base tensors of model.
-func writeAdapter(t *testing.T, model *gguf.TextModelInfo, arch string, r uint64, targets []string, skipB string) string {
+func writeAdapter(t *testing.T, model *check.TextModelInfo, arch string, r uint64, targets []string, skipB string) string {
 	t.Helper()
 	w := gguf.NewWriter()
 	w.Set("general.architecture", gguf.StringValue(arch))
@@ -283,12 +291,12 @@ func writeAdapter(t *testing.T, model *gguf.TextModelInfo, arch string, r uint64
 
 func TestCheckAdapter(t *testing.T) {
 	base, _ := tinyModel(t)
-	model, err := gguf.CheckTextModel(base)
+	model, err := check.TextModel(base)
 	if err != nil {
 		t.Fatal(err)
 	}
 	targets := []string{"blk.0.attn_q.weight", "blk.1.attn_q.weight", "blk.0.ffn_down.weight", "output.weight", "token_embd.weight"}
-	a, err := gguf.CheckAdapter(writeAdapter(t, model, "llama", 4, targets, ""), model)
+	a, err := check.Adapter(writeAdapter(t, model, "llama", 4, targets, ""), model)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -296,20 +304,20 @@ func TestCheckAdapter(t *testing.T) {
 		t.Errorf("adapter %+v", a)
 	}
 
-	_, err = gguf.CheckAdapter(writeAdapter(t, model, "qwen2", 4, targets[:1], ""), model)
+	_, err = check.Adapter(writeAdapter(t, model, "qwen2", 4, targets[:1], ""), model)
 	wantErr(t, err, gguf.ErrMismatch, `"qwen2"`, `"llama"`)
-	_, err = gguf.CheckAdapter(writeAdapter(t, model, "llama", 4, targets[:2], "blk.1.attn_q.weight"), model)
+	_, err = check.Adapter(writeAdapter(t, model, "llama", 4, targets[:2], "blk.1.attn_q.weight"), model)
 	wantErr(t, err, gguf.ErrCorrupt, "blk.1.attn_q.weight", "lora_b")
 
 	tied := *model
-	tied.TiedOutput = true
+	tied.Tied = true
 	tied.Tensors = map[string]gguf.TensorInfo{}
 	for k, v := range model.Tensors {
 		if k != "output.weight" {
 			tied.Tensors[k] = v
 		}
 	}
-	_, err = gguf.CheckAdapter(writeAdapter(t, model, "llama", 4, []string{"output.weight"}, ""), &tied)
+	_, err = check.Adapter(writeAdapter(t, model, "llama", 4, []string{"output.weight"}, ""), &tied)
 	wantErr(t, err, gguf.ErrMismatch, "output.weight", "ties its output")
 
 	// An adapter made for a wider model does not fit.
@@ -319,23 +327,23 @@ func TestCheckAdapter(t *testing.T) {
 		v.Shape = append([]uint64{v.Shape[0] * 2}, v.Shape[1:]...)
 		wide.Tensors[k] = v
 	}
-	_, err = gguf.CheckAdapter(writeAdapter(t, &wide, "llama", 4, targets[:1], ""), model)
+	_, err = check.Adapter(writeAdapter(t, &wide, "llama", 4, targets[:1], ""), model)
 	wantErr(t, err, gguf.ErrMismatch, "does not fit")
 
-	_, err = gguf.CheckAdapter(base, model)
+	_, err = check.Adapter(base, model)
 	wantErr(t, err, gguf.ErrUnsupported, "expected a LoRA adapter", "this is a text model")
 }
 
 func TestDescribe(t *testing.T) {
 	base, mmproj := tinyModel(t)
-	model, _ := gguf.CheckTextModel(base)
+	model, _ := check.TextModel(base)
 	lora := writeAdapter(t, model, "llama", 8, []string{"blk.0.attn_q.weight", "blk.1.attn_q.weight", "output.weight"}, "")
 	for path, fragments := range map[string][]string{
 		base:   {"kind:", "text model", "architecture:", "llama", "layers:", "2", "4 query, 2 key/value", "566 tokens", "256 byte", `bos 1 "<s>"`, `eos 4 "<|im_end|>"`, "chat template:", "F32 ×21"},
 		mmproj: {"mmproj", "projector:", "mlp", "32×32 pixels", "projection width:", "64", "tokens per image:", "16"},
 		lora:   {"adapter", "alpha:", "16", "rank:", "8", "blk.*.attn_q.weight ×2, output.weight"},
 	} {
-		d, err := gguf.Describe(path)
+		d, err := check.Describe(path)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -350,7 +358,7 @@ func TestDescribe(t *testing.T) {
 		}
 	}
 	bad := rewrite(t, base, func(w *gguf.Writer) { w.Set("general.architecture", gguf.StringValue("mamba")) }, nil)
-	d, err := gguf.Describe(bad)
+	d, err := check.Describe(bad)
 	if err != nil || d.Problem == nil || !strings.Contains(d.String(), "problem:") {
 		t.Errorf("unsupported model: %v, %v", d, err)
 	}

@@ -1,8 +1,10 @@
-package gguf
+package check
 
 import (
 	"slices"
 	"strings"
+
+	"github.com/calft/calft/gguf"
 )
 
 // AdapterInfo describes a LoRA adapter in llama.cpp's format.
@@ -21,7 +23,7 @@ type AdapterInfo struct {
 type LoRATarget struct {
 	Base string // base tensor name, e.g. "blk.0.attn_q.weight"
 	Rank int
-	A, B TensorInfo
+	A, B gguf.TensorInfo
 }
 
 // Ranks returns the distinct ranks in ascending order.
@@ -41,11 +43,11 @@ const (
 	loraBSuffix = ".lora_b"
 )
 
-// CheckAdapter opens a LoRA adapter and verifies that llama.cpp will load
+// Adapter opens a LoRA adapter and verifies that llama.cpp will load
 // it on top of model: same architecture, every pair complete, every base
 // tensor present with matching shape.
-func CheckAdapter(path string, model *TextModelInfo) (*AdapterInfo, error) {
-	f, err := Open(path)
+func Adapter(path string, model *TextModelInfo) (*AdapterInfo, error) {
+	f, err := gguf.Open(path)
 	if err != nil {
 		return nil, err
 	}
@@ -58,7 +60,7 @@ func CheckAdapter(path string, model *TextModelInfo) (*AdapterInfo, error) {
 }
 
 // InspectAdapter validates an adapter file on its own (without a base model).
-func InspectAdapter(f *File) (*AdapterInfo, error) {
+func InspectAdapter(f *gguf.File) (*AdapterInfo, error) {
 	if err := rejectOtherKinds(f, "adapter"); err != nil {
 		return nil, err
 	}
@@ -75,7 +77,7 @@ func InspectAdapter(f *File) (*AdapterInfo, error) {
 		return nil, err
 	}
 	if gt != "adapter" || at != "lora" {
-		return nil, fileErr(f.Path, ErrUnsupported, "general.type is %q and adapter.type is %q; llama.cpp loads only \"adapter\"/\"lora\" files", gt, at)
+		return nil, gguf.Errorf(f.Path, gguf.ErrUnsupported, "general.type is %q and adapter.type is %q; llama.cpp loads only \"adapter\"/\"lora\" files", gt, at)
 	}
 	if a.Arch, err = f.String("general.architecture"); err != nil {
 		return nil, err
@@ -96,7 +98,7 @@ func InspectAdapter(f *File) (*AdapterInfo, error) {
 	return a, nil
 }
 
-func pairLoRATensors(f *File, a *AdapterInfo) error {
+func pairLoRATensors(f *gguf.File, a *AdapterInfo) error {
 	index := map[string]int{}
 	for _, t := range f.Tensors {
 		a.NParams += t.Elements()
@@ -110,10 +112,10 @@ func pairLoRATensors(f *File, a *AdapterInfo) error {
 		case strings.HasSuffix(t.Name, "_norm.weight"):
 			continue // llama.cpp skips adapted norms
 		default:
-			return fileErr(f.Path, ErrCorrupt, "tensor %q is neither a .lora_a nor a .lora_b tensor (llama.cpp refuses the adapter)", t.Name)
+			return gguf.Errorf(f.Path, gguf.ErrCorrupt, "tensor %q is neither a .lora_a nor a .lora_b tensor (llama.cpp refuses the adapter)", t.Name)
 		}
 		if len(t.Shape) > 2 {
-			return fileErr(f.Path, ErrTensorShape, "LoRA tensor %q has shape %v; LoRA factors are matrices", t.Name, t.Shape)
+			return gguf.Errorf(f.Path, gguf.ErrTensorShape, "LoRA tensor %q has shape %v; LoRA factors are matrices", t.Name, t.Shape)
 		}
 		i, ok := index[base]
 		if !ok {
@@ -130,24 +132,24 @@ func pairLoRATensors(f *File, a *AdapterInfo) error {
 	for i := range a.Targets {
 		t := &a.Targets[i]
 		if t.A.Name == "" || t.B.Name == "" {
-			return fileErr(f.Path, ErrCorrupt, "LoRA pair for %q lacks its %s tensor; the adapter is incomplete", t.Base, map[bool]string{true: "lora_b", false: "lora_a"}[t.A.Name != ""])
+			return gguf.Errorf(f.Path, gguf.ErrCorrupt, "LoRA pair for %q lacks its %s tensor; the adapter is incomplete", t.Base, map[bool]string{true: "lora_b", false: "lora_a"}[t.A.Name != ""])
 		}
 		// The rank is the dimension A and B share: ne[1] of A and ne[0] of B,
 		// except for token_embd whose factors share ne[0].
 		if isTokenEmbd(t.Base) {
 			if t.A.Dim(0) != t.B.Dim(0) {
-				return fileErr(f.Path, ErrTensorShape, "LoRA pair for %q: lora_a %v and lora_b %v must share ne[0] (the rank)", t.Base, t.A.Shape, t.B.Shape)
+				return gguf.Errorf(f.Path, gguf.ErrTensorShape, "LoRA pair for %q: lora_a %v and lora_b %v must share ne[0] (the rank)", t.Base, t.A.Shape, t.B.Shape)
 			}
 			t.Rank = int(t.A.Dim(0))
 		} else {
 			if t.A.Dim(1) != t.B.Dim(0) {
-				return fileErr(f.Path, ErrTensorShape, "LoRA pair for %q: lora_a %v ne[1] must equal lora_b %v ne[0] (the rank); the adapter may be from the old \"finetune\" example, which llama.cpp no longer supports", t.Base, t.A.Shape, t.B.Shape)
+				return gguf.Errorf(f.Path, gguf.ErrTensorShape, "LoRA pair for %q: lora_a %v ne[1] must equal lora_b %v ne[0] (the rank); the adapter may be from the old \"finetune\" example, which llama.cpp no longer supports", t.Base, t.A.Shape, t.B.Shape)
 			}
 			t.Rank = int(t.B.Dim(0))
 		}
 	}
 	if len(a.Targets) == 0 {
-		return fileErr(f.Path, ErrCorrupt, "contains no LoRA tensors")
+		return gguf.Errorf(f.Path, gguf.ErrCorrupt, "contains no LoRA tensors")
 	}
 	return nil
 }
@@ -157,16 +159,16 @@ func isTokenEmbd(base string) bool { return strings.HasSuffix(base, "token_embd.
 // checkAdapterFits mirrors llama_adapter_lora_init's checks against the base.
 func checkAdapterFits(a *AdapterInfo, model *TextModelInfo) error {
 	if a.Arch != model.Arch {
-		return fileErr(a.Path, ErrMismatch, "adapter is for architecture %q but the model %s is %q; use the base model the adapter was trained on", a.Arch, model.Path, model.Arch)
+		return gguf.Errorf(a.Path, gguf.ErrMismatch, "adapter is for architecture %q but the model %s is %q; use the base model the adapter was trained on", a.Arch, model.Path, model.Arch)
 	}
 	for _, t := range a.Targets {
 		base, ok := model.Tensors[t.Base]
 		if !ok {
 			hint := ""
-			if t.Base == "output.weight" && model.TiedOutput {
+			if t.Base == "output.weight" && model.Tied {
 				hint = " (the model ties its output layer to token_embd)"
 			}
-			return fileErr(a.Path, ErrMismatch, "adapts tensor %q, which the model %s does not have%s; use the base model the adapter was trained on", t.Base, model.Path, hint)
+			return gguf.Errorf(a.Path, gguf.ErrMismatch, "adapts tensor %q, which the model %s does not have%s; use the base model the adapter was trained on", t.Base, model.Path, hint)
 		}
 		var fits bool
 		if isTokenEmbd(t.Base) {
@@ -175,7 +177,7 @@ func checkAdapterFits(a *AdapterInfo, model *TextModelInfo) error {
 			fits = base.Dim(0) == t.A.Dim(0) && base.Dim(1) == t.B.Dim(1)
 		}
 		if !fits {
-			return fileErr(a.Path, ErrMismatch, "LoRA pair for %q (lora_a %v, lora_b %v) does not fit the base tensor %v in %s; use the base model the adapter was trained on", t.Base, t.A.Shape, t.B.Shape, base.Shape, model.Path)
+			return gguf.Errorf(a.Path, gguf.ErrMismatch, "LoRA pair for %q (lora_a %v, lora_b %v) does not fit the base tensor %v in %s; use the base model the adapter was trained on", t.Base, t.A.Shape, t.B.Shape, base.Shape, model.Path)
 		}
 	}
 	return nil

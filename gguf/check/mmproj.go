@@ -1,8 +1,10 @@
-package gguf
+package check
 
 import (
 	"fmt"
 	"slices"
+
+	"github.com/calft/calft/gguf"
 )
 
 // MmprojInfo holds what calft needs to know about a vision projector.
@@ -28,7 +30,7 @@ type MmprojInfo struct {
 	// depends on the image or is unknown for this projector.
 	TokensPerImage int
 
-	Tensors map[string]TensorInfo
+	Tensors map[string]gguf.TensorInfo
 	NParams uint64
 }
 
@@ -40,10 +42,10 @@ var projectorTypes = []string{
 	"janus_pro", "glm4v",
 }
 
-// CheckMmproj opens path and verifies it is a vision projector mtmd will
+// Mmproj opens path and verifies it is a vision projector mtmd will
 // load without aborting.
-func CheckMmproj(path string) (*MmprojInfo, error) {
-	f, err := Open(path)
+func Mmproj(path string) (*MmprojInfo, error) {
+	f, err := gguf.Open(path)
 	if err != nil {
 		return nil, err
 	}
@@ -51,8 +53,8 @@ func CheckMmproj(path string) (*MmprojInfo, error) {
 	return InspectMmproj(f)
 }
 
-// InspectMmproj is CheckMmproj for an already opened file.
-func InspectMmproj(f *File) (*MmprojInfo, error) {
+// InspectMmproj is Mmproj for an already opened file.
+func InspectMmproj(f *gguf.File) (*MmprojInfo, error) {
 	if err := rejectOtherKinds(f, "mmproj"); err != nil {
 		return nil, err
 	}
@@ -69,7 +71,7 @@ func InspectMmproj(f *File) (*MmprojInfo, error) {
 	if err := measureProjector(f, m); err != nil {
 		return nil, err
 	}
-	m.Tensors = make(map[string]TensorInfo, len(f.Tensors))
+	m.Tensors = make(map[string]gguf.TensorInfo, len(f.Tensors))
 	for _, t := range f.Tensors {
 		m.Tensors[t.Name] = t
 		m.NParams += t.Elements()
@@ -79,7 +81,7 @@ func InspectMmproj(f *File) (*MmprojInfo, error) {
 
 // readClipKeys reads the keys the clip loader reads. It uses gguf's typed
 // getters directly, which abort on a wrong type, so every type is checked.
-func readClipKeys(f *File, m *MmprojInfo) error {
+func readClipKeys(f *gguf.File, m *MmprojInfo) error {
 	hasVision, err := optional(f, "clip.has_vision_encoder", false, f.Bool)
 	if err != nil {
 		return err
@@ -88,7 +90,7 @@ func readClipKeys(f *File, m *MmprojInfo) error {
 		return err
 	}
 	if !hasVision {
-		return fileErr(f.Path, ErrUnsupported, "clip.has_vision_encoder is not true: the projector has no vision encoder; pass the mmproj file of a vision-language model")
+		return gguf.Errorf(f.Path, gguf.ErrUnsupported, "clip.has_vision_encoder is not true: the projector has no vision encoder; pass the mmproj file of a vision-language model")
 	}
 	if m.ProjectorType, err = optional(f, "clip.projector_type", "", f.String); err != nil {
 		return err
@@ -99,7 +101,7 @@ func readClipKeys(f *File, m *MmprojInfo) error {
 		}
 	}
 	if !slices.Contains(projectorTypes, m.ProjectorType) {
-		return fileErr(f.Path, ErrUnsupported, "projector type %q is unknown to mtmd; use an mmproj made by a current llama.cpp converter", m.ProjectorType)
+		return gguf.Errorf(f.Path, gguf.ErrUnsupported, "projector type %q is unknown to mtmd; use an mmproj made by a current llama.cpp converter", m.ProjectorType)
 	}
 	for _, r := range []struct {
 		key string
@@ -133,14 +135,14 @@ func readClipKeys(f *File, m *MmprojInfo) error {
 	}
 	switch {
 	case m.PatchSize < 1 || m.ImageSize < m.PatchSize:
-		return fileErr(f.Path, ErrCorrupt, "image size %d and patch size %d are implausible; %s", m.ImageSize, m.PatchSize, adviceReconvert)
+		return gguf.Errorf(f.Path, gguf.ErrCorrupt, "image size %d and patch size %d are implausible; %s", m.ImageSize, m.PatchSize, adviceReconvert)
 	case m.NEmbd < 1 || m.NHead < 1 || m.NEmbd%m.NHead != 0 || m.NLayer < 1:
-		return fileErr(f.Path, ErrCorrupt, "vision width %d, %d heads, %d layers are implausible; %s", m.NEmbd, m.NHead, m.NLayer, adviceReconvert)
+		return gguf.Errorf(f.Path, gguf.ErrCorrupt, "vision width %d, %d heads, %d layers are implausible; %s", m.NEmbd, m.NHead, m.NLayer, adviceReconvert)
 	}
 	return nil
 }
 
-func readOptionalClipKeys(f *File, m *MmprojInfo) error {
+func readOptionalClipKeys(f *gguf.File, m *MmprojInfo) error {
 	for _, key := range []string{
 		"clip.vision.image_crop_resolution", "clip.minicpmv_query_num",
 		"clip.vision.projector.scale_factor", "clip.vision.preproc_image_size",
@@ -166,7 +168,7 @@ func readOptionalClipKeys(f *File, m *MmprojInfo) error {
 		return err
 	}
 	if gelu && silu {
-		return fileErr(f.Path, ErrCorrupt, "clip.use_gelu and clip.use_silu are both true; %s", adviceReconvert)
+		return gguf.Errorf(f.Path, gguf.ErrCorrupt, "clip.use_gelu and clip.use_silu are both true; %s", adviceReconvert)
 	}
 	sf, _ := optional(f, "clip.vision.projector.scale_factor", 0, f.Uint32)
 	m.ScaleFactor = int(sf)
@@ -176,11 +178,11 @@ func readOptionalClipKeys(f *File, m *MmprojInfo) error {
 		if !ok {
 			continue
 		}
-		if v.Type != TypeArray || (v.Elem != TypeInt32 && v.Elem != TypeUint32) {
-			return f.wrongType(key, v, "array[i32]")
+		if v.Type != gguf.TypeArray || (v.Elem != gguf.TypeInt32 && v.Elem != gguf.TypeUint32) {
+			return f.WrongType(key, v, "array[i32]")
 		}
 		if key == "clip.vision.image_grid_pinpoints" && v.Len()%2 != 0 {
-			return fileErr(f.Path, ErrCorrupt, "%s has an odd number of values (it holds width,height pairs); %s", key, adviceReconvert)
+			return gguf.Errorf(f.Path, gguf.ErrCorrupt, "%s has an odd number of values (it holds width,height pairs); %s", key, adviceReconvert)
 		}
 	}
 	return nil
@@ -188,13 +190,13 @@ func readOptionalClipKeys(f *File, m *MmprojInfo) error {
 
 // readImageNorm reads a per-channel normalisation array; mtmd reads three
 // floats from it whatever its length or element type.
-func readImageNorm(f *File, key string, dst *[3]float32) error {
+func readImageNorm(f *gguf.File, key string, dst *[3]float32) error {
 	vals, err := f.Float32s(key)
 	if err != nil {
 		return err
 	}
 	if len(vals) < 3 {
-		return fileErr(f.Path, ErrCorrupt, "%s has %d values, expected 3 (R, G, B); %s", key, len(vals), adviceReconvert)
+		return gguf.Errorf(f.Path, gguf.ErrCorrupt, "%s has %d values, expected 3 (R, G, B); %s", key, len(vals), adviceReconvert)
 	}
 	copy(dst[:], vals)
 	return nil
@@ -202,12 +204,12 @@ func readImageNorm(f *File, key string, dst *[3]float32) error {
 
 // checkClipLayers checks the per-layer tensors the clip loader requires for
 // every projector type.
-func checkClipLayers(f *File, m *MmprojInfo) error {
+func checkClipLayers(f *gguf.File, m *MmprojInfo) error {
 	for il := 0; il < m.NLayer; il++ {
 		for _, s := range []string{"attn_out.weight", "ffn_up.weight", "ffn_down.weight"} {
 			name := fmt.Sprintf("v.blk.%d.%s", il, s)
 			if _, ok := f.Tensor(name); !ok {
-				return fileErr(f.Path, ErrTensorMissing, "tensor %q is missing (the vision tower has %d layers); %s", name, m.NLayer, adviceReconvert)
+				return gguf.Errorf(f.Path, gguf.ErrTensorMissing, "tensor %q is missing (the vision tower has %d layers); %s", name, m.NLayer, adviceReconvert)
 			}
 		}
 	}
@@ -217,7 +219,7 @@ func checkClipLayers(f *File, m *MmprojInfo) error {
 // measureProjector finds the output width and rows per image, and for the
 // "mlp" projector checks every tensor its graph uses, since a missing or
 // misshapen one crashes the encoder.
-func measureProjector(f *File, m *MmprojInfo) error {
+func measureProjector(f *gguf.File, m *MmprojInfo) error {
 	side := m.ImageSize / m.PatchSize
 	patches := side * side
 	switch m.ProjectorType {
@@ -229,7 +231,7 @@ func measureProjector(f *File, m *MmprojInfo) error {
 	case "idefics3":
 		// mtmd divides by the scale factor squared; without it, it divides by zero.
 		if m.ScaleFactor < 1 || side%m.ScaleFactor != 0 {
-			return fileErr(f.Path, ErrCorrupt, "idefics3 projector needs clip.vision.projector.scale_factor dividing %d patches per side, got %d; %s", side, m.ScaleFactor, adviceReconvert)
+			return gguf.Errorf(f.Path, gguf.ErrCorrupt, "idefics3 projector needs clip.vision.projector.scale_factor dividing %d patches per side, got %d; %s", side, m.ScaleFactor, adviceReconvert)
 		}
 		m.TokensPerImage = patches / (m.ScaleFactor * m.ScaleFactor)
 		m.OutputWidth = tensorDim(f, "mm.model.fc.weight", 1)
@@ -250,7 +252,7 @@ func measureProjector(f *File, m *MmprojInfo) error {
 	return nil
 }
 
-func tensorDim(f *File, name string, i int) int {
+func tensorDim(f *gguf.File, name string, i int) int {
 	t, ok := f.Tensor(name)
 	if !ok {
 		return 0
@@ -261,7 +263,7 @@ func tensorDim(f *File, name string, i int) int {
 // checkLlavaTensors verifies the LLaVA "mlp" graph: patch convolution,
 // optional class embedding, position embeddings, n_layer-1 transformer
 // blocks, then mm.0 -> GELU -> mm.2 (or the mm.0..mm.4 variant with norms).
-func checkLlavaTensors(f *File, m *MmprojInfo, patches int) error {
+func checkLlavaTensors(f *gguf.File, m *MmprojInfo, patches int) error {
 	e, p := dim(m.NEmbd), dim(m.PatchSize)
 	_, hasCLS := f.Tensor("v.class_embd")
 	nPos := dim(patches)
@@ -309,14 +311,14 @@ func checkLlavaTensors(f *File, m *MmprojInfo, patches int) error {
 
 // checkClipFFN accepts both FFN layouts the loader handles: up [n_embd,
 // n_ff] with down [n_ff, n_embd], or old files with the two names swapped.
-func checkClipFFN(f *File, m *MmprojInfo, il int) error {
+func checkClipFFN(f *gguf.File, m *MmprojInfo, il int) error {
 	up, _ := f.Tensor(fmt.Sprintf("v.blk.%d.ffn_up.weight", il))
 	down, _ := f.Tensor(fmt.Sprintf("v.blk.%d.ffn_down.weight", il))
 	e, ff := dim(m.NEmbd), dim(m.NFF)
 	normal := sameShape(up, []uint64{e, ff}) && sameShape(down, []uint64{ff, e})
 	swapped := sameShape(up, []uint64{ff, e}) && sameShape(down, []uint64{e, ff})
 	if !normal && !swapped {
-		return fileErr(f.Path, ErrTensorShape, "layer %d feed-forward weights have shapes up %v, down %v; expected [%d %d] and [%d %d]; %s", il, up.Shape, down.Shape, e, ff, ff, e, adviceReconvert)
+		return gguf.Errorf(f.Path, gguf.ErrTensorShape, "layer %d feed-forward weights have shapes up %v, down %v; expected [%d %d] and [%d %d]; %s", il, up.Shape, down.Shape, e, ff, ff, e, adviceReconvert)
 	}
 	for _, s := range []struct {
 		name string
@@ -324,23 +326,23 @@ func checkClipFFN(f *File, m *MmprojInfo, il int) error {
 	}{{"ffn_up.bias", ff}, {"ffn_down.bias", e}} {
 		name := fmt.Sprintf("v.blk.%d.%s", il, s.name)
 		if t, ok := f.Tensor(name); ok && t.Elements() != ff && t.Elements() != e {
-			return fileErr(f.Path, ErrTensorShape, "tensor %q has shape %v; %s", name, t.Shape, adviceReconvert)
+			return gguf.Errorf(f.Path, gguf.ErrTensorShape, "tensor %q has shape %v; %s", name, t.Shape, adviceReconvert)
 		}
 	}
 	return nil
 }
 
-func checkSpecsPresentAndShaped(f *File, specs []tensorSpec) error {
+func checkSpecsPresentAndShaped(f *gguf.File, specs []tensorSpec) error {
 	for _, s := range specs {
 		t, ok := f.Tensor(s.name)
 		if !ok {
 			if s.optional {
 				continue
 			}
-			return fileErr(f.Path, ErrTensorMissing, "tensor %q is missing; %s", s.name, adviceReconvert)
+			return gguf.Errorf(f.Path, gguf.ErrTensorMissing, "tensor %q is missing; %s", s.name, adviceReconvert)
 		}
 		if !sameShape(t, s.shape) {
-			return fileErr(f.Path, ErrTensorShape, "tensor %q has shape %v, expected %v from the metadata; %s", s.name, t.Shape, s.shape, adviceReconvert)
+			return gguf.Errorf(f.Path, gguf.ErrTensorShape, "tensor %q has shape %v, expected %v from the metadata; %s", s.name, t.Shape, s.shape, adviceReconvert)
 		}
 	}
 	return nil
@@ -349,11 +351,11 @@ func checkSpecsPresentAndShaped(f *File, specs []tensorSpec) error {
 // checkLlavaProjection checks mm.0 (vision width -> hidden) and mm.2
 // (hidden -> output width), or the mm.0/mm.1/mm.3/mm.4 variant with layer
 // norms that the loader switches to when mm.3.weight exists.
-func checkLlavaProjection(f *File, m *MmprojInfo) error {
+func checkLlavaProjection(f *gguf.File, m *MmprojInfo) error {
 	e := dim(m.NEmbd)
 	w0, ok := f.Tensor("mm.0.weight")
 	if !ok || w0.Dim(0) != e || len(w0.Shape) > 2 {
-		return fileErr(f.Path, ErrTensorShape, "tensor \"mm.0.weight\" must exist with shape [%d hidden]; %s", e, adviceReconvert)
+		return gguf.Errorf(f.Path, gguf.ErrTensorShape, "tensor \"mm.0.weight\" must exist with shape [%d hidden]; %s", e, adviceReconvert)
 	}
 	hidden := w0.Dim(1)
 	specs := []tensorSpec{{"mm.0.bias", []uint64{hidden}, false}}
@@ -367,7 +369,7 @@ func checkLlavaProjection(f *File, m *MmprojInfo) error {
 	} else {
 		w2, ok := f.Tensor("mm.2.weight")
 		if !ok {
-			return fileErr(f.Path, ErrTensorMissing, "tensor \"mm.2.weight\" is missing (mtmd crashes without it); %s", adviceReconvert)
+			return gguf.Errorf(f.Path, gguf.ErrTensorMissing, "tensor \"mm.2.weight\" is missing (mtmd crashes without it); %s", adviceReconvert)
 		}
 		out := w2.Dim(1)
 		specs = append(specs,
@@ -377,29 +379,29 @@ func checkLlavaProjection(f *File, m *MmprojInfo) error {
 	return checkSpecsPresentAndShaped(f, specs)
 }
 
-// CheckMmprojForModel verifies that the projector's image rows have the
+// MmprojForModel verifies that the projector's image rows have the
 // text model's embedding width.
-func CheckMmprojForModel(mm *MmprojInfo, model *TextModelInfo) error {
+func MmprojForModel(mm *MmprojInfo, model *TextModelInfo) error {
 	if mm.OutputWidth == 0 {
-		return fileErr(mm.Path, ErrUnsupported, "cannot tell the output width of projector type %q, so it cannot be checked against %s; calft supports \"mlp\" and \"idefics3\" projectors", mm.ProjectorType, model.Path)
+		return gguf.Errorf(mm.Path, gguf.ErrUnsupported, "cannot tell the output width of projector type %q, so it cannot be checked against %s; calft supports \"mlp\" and \"idefics3\" projectors", mm.ProjectorType, model.Path)
 	}
 	if mm.OutputWidth != model.NEmbd {
-		return fileErr(mm.Path, ErrMismatch, "the projector produces image rows of width %d, but the text model %s has n_embd %d; pass the mmproj file made for this model", mm.OutputWidth, model.Path, model.NEmbd)
+		return gguf.Errorf(mm.Path, gguf.ErrMismatch, "the projector produces image rows of width %d, but the text model %s has n_embd %d; pass the mmproj file made for this model", mm.OutputWidth, model.Path, model.NEmbd)
 	}
 	return nil
 }
 
-// CheckModelAndMmproj checks a text model and, when mmprojPath is not empty, its vision
+// ModelAndMmproj checks a text model and, when mmprojPath is not empty, its vision
 // projector and that the two fit together: everything to verify before either file
 // reaches llama.cpp.
-func CheckModelAndMmproj(modelPath, mmprojPath string) (*TextModelInfo, error) {
-	model, err := CheckTextModel(modelPath)
+func ModelAndMmproj(modelPath, mmprojPath string) (*TextModelInfo, error) {
+	model, err := TextModel(modelPath)
 	if err != nil || mmprojPath == "" {
 		return model, err
 	}
-	mm, err := CheckMmproj(mmprojPath)
+	mm, err := Mmproj(mmprojPath)
 	if err != nil {
 		return nil, err
 	}
-	return model, CheckMmprojForModel(mm, model)
+	return model, MmprojForModel(mm, model)
 }

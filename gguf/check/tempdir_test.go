@@ -1,4 +1,4 @@
-package gguf_test
+package check_test
 
 import (
 	"os"

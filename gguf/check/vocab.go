@@ -1,8 +1,10 @@
-package gguf
+package check
 
 import (
 	"fmt"
 	"slices"
+
+	"github.com/calft/calft/gguf"
 )
 
 // Token types stored in tokenizer.ggml.token_type (llama_token_type).
@@ -57,7 +59,7 @@ var eotTexts = []string{"<|eot_id|>", "<|im_end|>", "<|end|>", "<end_of_turn>", 
 // loader consumes it. Several of its reads are unchecked (scores and token
 // types are indexed by token id whatever their length or type, duplicate
 // token texts trip an assertion), so every such case is an error here.
-func inspectVocab(f *File) (*VocabInfo, []string, error) {
+func inspectVocab(f *gguf.File) (*VocabInfo, []string, error) {
 	v := &VocabInfo{BOS: -1, EOS: -1, UNK: -1, EOT: -1, PAD: -1}
 	var err error
 	if v.Model, err = f.String("tokenizer.ggml.model"); err != nil {
@@ -70,7 +72,7 @@ func inspectVocab(f *File) (*VocabInfo, []string, error) {
 	case "gpt2":
 		v.BOS, v.EOS = 11, 11
 	default:
-		return nil, nil, fileErr(f.Path, ErrUnsupported, "tokenizer %q is not supported (calft handles SentencePiece \"llama\" and BPE \"gpt2\" vocabularies); use a model with one of those", v.Model)
+		return nil, nil, gguf.Errorf(f.Path, gguf.ErrUnsupported, "tokenizer %q is not supported (calft handles SentencePiece \"llama\" and BPE \"gpt2\" vocabularies); use a model with one of those", v.Model)
 	}
 	if v.Pre, err = optional(f, "tokenizer.ggml.pre", "", f.String); err != nil {
 		return nil, nil, err
@@ -85,7 +87,7 @@ func inspectVocab(f *File) (*VocabInfo, []string, error) {
 	}
 	v.Size = len(tokens)
 	if v.Size == 0 {
-		return nil, nil, fileErr(f.Path, ErrCorrupt, "tokenizer.ggml.tokens is empty; %s", adviceReconvert)
+		return nil, nil, gguf.Errorf(f.Path, gguf.ErrCorrupt, "tokenizer.ggml.tokens is empty; %s", adviceReconvert)
 	}
 	if err := checkUniqueTokens(f, tokens); err != nil {
 		return nil, nil, err
@@ -96,7 +98,7 @@ func inspectVocab(f *File) (*VocabInfo, []string, error) {
 			return nil, nil, err
 		}
 		if len(scores) != v.Size {
-			return nil, nil, fileErr(f.Path, ErrCorrupt, "tokenizer.ggml.scores has %d entries for %d tokens (llama.cpp would read past its end); %s", len(scores), v.Size, adviceReconvert)
+			return nil, nil, gguf.Errorf(f.Path, gguf.ErrCorrupt, "tokenizer.ggml.scores has %d entries for %d tokens (llama.cpp would read past its end); %s", len(scores), v.Size, adviceReconvert)
 		}
 	}
 	if f.Has("tokenizer.ggml.token_type") {
@@ -134,31 +136,31 @@ func inspectVocab(f *File) (*VocabInfo, []string, error) {
 
 // checkUniqueTokens mirrors llama.cpp, which renames empty tokens to
 // "[EMPTY_<id>]" and then asserts that all texts are distinct.
-func checkUniqueTokens(f *File, tokens []string) error {
+func checkUniqueTokens(f *gguf.File, tokens []string) error {
 	seen := make(map[string]int, len(tokens))
 	for id, t := range tokens {
 		if t == "" {
 			t = fmt.Sprintf("[EMPTY_%d]", id)
 		}
 		if first, dup := seen[t]; dup {
-			return fileErr(f.Path, ErrCorrupt, "tokens %d and %d are both %q (llama.cpp aborts on duplicate tokens); %s", first, id, t, adviceReconvert)
+			return gguf.Errorf(f.Path, gguf.ErrCorrupt, "tokens %d and %d are both %q (llama.cpp aborts on duplicate tokens); %s", first, id, t, adviceReconvert)
 		}
 		seen[t] = id
 	}
 	return nil
 }
 
-func countTokenTypes(f *File, v *VocabInfo) error {
+func countTokenTypes(f *gguf.File, v *VocabInfo) error {
 	val, _ := f.Get("tokenizer.ggml.token_type")
 	// llama.cpp reads the array as 32-bit ints whatever its declared type.
-	if val.Type != TypeArray || (val.Elem != TypeInt32 && val.Elem != TypeUint32) {
-		return f.wrongType("tokenizer.ggml.token_type", val, "array[i32]")
+	if val.Type != gguf.TypeArray || (val.Elem != gguf.TypeInt32 && val.Elem != gguf.TypeUint32) {
+		return f.WrongType("tokenizer.ggml.token_type", val, "array[i32]")
 	}
 	if val.Len() != v.Size {
-		return fileErr(f.Path, ErrCorrupt, "tokenizer.ggml.token_type has %d entries for %d tokens (llama.cpp would read past its end); %s", val.Len(), v.Size, adviceReconvert)
+		return gguf.Errorf(f.Path, gguf.ErrCorrupt, "tokenizer.ggml.token_type has %d entries for %d tokens (llama.cpp would read past its end); %s", val.Len(), v.Size, adviceReconvert)
 	}
 	for i := 0; i < v.Size; i++ {
-		t, _ := integerAt(val.Data, i)
+		t, _ := val.IntegerAt(i)
 		switch int32(t) {
 		case TokenControl:
 			v.NControl++
@@ -178,7 +180,7 @@ func countTokenTypes(f *File, v *VocabInfo) error {
 // checkByteFallback: SentencePiece tokenization spells text it cannot cover
 // with pieces as byte tokens, and llama.cpp throws from inside
 // llama_tokenize (killing the process) when a byte has no token.
-func checkByteFallback(f *File, tokens []string) error {
+func checkByteFallback(f *gguf.File, tokens []string) error {
 	have := make(map[string]bool, len(tokens))
 	for _, t := range tokens {
 		have[t] = true
@@ -190,12 +192,12 @@ func checkByteFallback(f *File, tokens []string) error {
 		}
 	}
 	if len(missing) > 0 {
-		return fileErr(f.Path, ErrUnsupported, "the SentencePiece vocabulary lacks byte tokens for %d bytes (e.g. %s); llama.cpp aborts when tokenizing text containing them; use a vocabulary with all 256 byte tokens <0x00>..<0xFF>", len(missing), missing[0])
+		return gguf.Errorf(f.Path, gguf.ErrUnsupported, "the SentencePiece vocabulary lacks byte tokens for %d bytes (e.g. %s); llama.cpp aborts when tokenizing text containing them; use a vocabulary with all 256 byte tokens <0x00>..<0xFF>", len(missing), missing[0])
 	}
 	return nil
 }
 
-func readSpecialIDs(f *File, v *VocabInfo) error {
+func readSpecialIDs(f *gguf.File, v *VocabInfo) error {
 	for _, key := range specialIDKeys {
 		if !f.Has(key) {
 			continue

@@ -1,10 +1,12 @@
-package gguf
+package check
 
 import (
 	"fmt"
 	"regexp"
 	"slices"
 	"strings"
+
+	"github.com/calft/calft/gguf"
 )
 
 // Description is a human-readable summary of a GGUF file for `calft info`.
@@ -44,7 +46,7 @@ func (d *Description) String() string {
 // cannot be parsed is an error; one that parses but would be rejected is
 // described with its Problem set.
 func Describe(path string) (*Description, error) {
-	f, err := Open(path)
+	f, err := gguf.Open(path)
 	if err != nil {
 		return nil, err
 	}
@@ -52,7 +54,7 @@ func Describe(path string) (*Description, error) {
 	d := &Description{Path: path, Kind: fileKind(f)}
 	d.add("file", "%s", path)
 	d.add("kind", "%s", d.Kind)
-	d.add("format", "GGUF v%d, %d metadata keys, %d tensors, %s", f.Version, len(f.kvs), len(f.Tensors), humanBytes(uint64(f.FileSize)))
+	d.add("format", "GGUF v%d, %d metadata keys, %d tensors, %s", f.Version, len(f.KVs()), len(f.Tensors), humanBytes(uint64(f.FileSize)))
 	switch d.Kind {
 	case "adapter":
 		describeAdapter(f, d)
@@ -65,7 +67,7 @@ func Describe(path string) (*Description, error) {
 	return d, nil
 }
 
-func describeTextModel(f *File, d *Description) {
+func describeTextModel(f *gguf.File, d *Description) {
 	m, err := InspectTextModel(f)
 	if err != nil {
 		d.Problem = err
@@ -82,12 +84,12 @@ func describeTextModel(f *File, d *Description) {
 	d.add("parameters", "%s", humanCount(m.NParams))
 	d.add("embedding", "%d", m.NEmbd)
 	d.add("layers", "%d", m.NLayer)
-	d.add("heads", "%d query, %d key/value, head width %d", m.NHead, m.NHeadKV, m.HeadDimK)
+	d.add("heads", "%d query, %d key/value, head width %d", m.NHead, m.NHeadKV, m.HeadDim)
 	d.add("feed-forward", "%d", m.NFF)
 	d.add("context", "%d (training)", m.NCtxTrain)
 	d.add("rms norm eps", "%g", m.RMSEps)
-	d.add("rope", "%d dims, base %g", m.RopeDims, m.RopeBase)
-	if m.TiedOutput {
+	d.add("rope", "%s, %d dims, base %g, scaling %s (freq scale %g)", m.Rope.Type, m.Rope.Dims, m.Rope.Base, m.Rope.Scaling, m.Rope.FreqScale)
+	if m.Tied {
 		d.add("output layer", "tied to token_embd")
 	} else {
 		d.add("output layer", "separate output.weight (%s)", m.Tensors["output.weight"].Type)
@@ -119,7 +121,7 @@ func tokenLabel(id int, text string) string {
 	return fmt.Sprintf("%d %q", id, text)
 }
 
-func describeMmproj(f *File, d *Description) {
+func describeMmproj(f *gguf.File, d *Description) {
 	m, err := InspectMmproj(f)
 	if err != nil {
 		d.Problem = err
@@ -144,7 +146,7 @@ func unknownIfZero(n int) string {
 	return fmt.Sprint(n)
 }
 
-func describeAdapter(f *File, d *Description) {
+func describeAdapter(f *gguf.File, d *Description) {
 	a, err := InspectAdapter(f)
 	if err != nil {
 		d.Problem = err
@@ -185,12 +187,12 @@ func summarizeTargets(ts []LoRATarget) string {
 	return strings.Join(parts, ", ")
 }
 
-func typeHistogram(ts []TensorInfo) string {
-	count := map[DType]int{}
+func typeHistogram(ts []gguf.TensorInfo) string {
+	count := map[gguf.DType]int{}
 	for _, t := range ts {
 		count[t.Type]++
 	}
-	types := make([]DType, 0, len(count))
+	types := make([]gguf.DType, 0, len(count))
 	for t := range count {
 		types = append(types, t)
 	}
@@ -205,7 +207,7 @@ func typeHistogram(ts []TensorInfo) string {
 	return strings.Join(parts, ", ")
 }
 
-func totalElements(ts []TensorInfo) uint64 {
+func totalElements(ts []gguf.TensorInfo) uint64 {
 	var n uint64
 	for _, t := range ts {
 		n += t.Elements()

@@ -392,3 +392,9 @@ func sameShape(t gguf.TensorInfo, want []int) bool {
 	}
 	return len(t.Shape) <= 4
 }
+
+// NoScaling is RoPE without context scaling, as libllama runs a model that has no
+// rope.scaling keys.
+func NoScaling(t RopeType, dims int, base float32, nCtx int) Rope {
+	return Rope{Type: t, Dims: dims, Base: base, Scaling: "linear", FreqScale: 1, AttnFactor: 1, BetaFast: 32, BetaSlow: 1, NCtxOrig: nCtx}
+}

@@ -11,6 +11,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/calft/calft/arch"
 	"github.com/calft/calft/bindings/ggml"
 	"github.com/calft/calft/cal"
 	"github.com/calft/calft/llava"
@@ -37,7 +38,7 @@ type Options struct {
 
 // Preset is a model shape and its benchmark sequence.
 type Preset struct {
-	HP        llava.HParams
+	HP        arch.HParams
 	Prefix    int // text rows before the image
 	ImageRows int
 	Text      int // text rows after the image, all supervised
@@ -45,13 +46,20 @@ type Preset struct {
 
 // Presets are the shapes calft is benchmarked on.
 var Presets = map[string]Preset{
-	"tiny": {HP: llava.HParams{Arch: "llama", NEmbd: tiny.NEmbd, NLayer: tiny.NLayer, NHead: tiny.NHead, NHeadKV: tiny.NHeadKV,
-		HeadDim: tiny.HeadDim, NFF: tiny.NFF, NVocab: 566, NCtxTrain: tiny.NCtx, RMSEps: 1e-5, RopeBase: 10000, RopeScale: 1,
-		RopeDims: tiny.HeadDim, RopeMode: ggml.RopeNormal}, Prefix: 4, ImageRows: tiny.TokensPerImage, Text: 24},
+	"tiny": {HP: mustTinyHParams(), Prefix: 4, ImageRows: tiny.TokensPerImage, Text: 24},
 	// SmolLM2-135M's text model (SmolVLM-256M's decoder is the same shape): 192 rows.
-	"smol135": {HP: llava.HParams{Arch: "llama", NEmbd: 576, NLayer: 30, NHead: 9, NHeadKV: 3, HeadDim: 64, NFF: 1536,
-		NVocab: 49152, NCtxTrain: 8192, RMSEps: 1e-5, RopeBase: 100000, RopeScale: 1, RopeDims: 64,
-		RopeMode: ggml.RopeNormal, Tied: true}, Prefix: 8, ImageRows: 64, Text: 120},
+	"smol135": {HP: arch.HParams{Arch: "llama", NEmbd: 576, NLayer: 30, NHead: 9, NHeadKV: 3, HeadDim: 64, NFF: 1536,
+		NVocab: 49152, NCtxTrain: 8192, RMSEps: 1e-5, Rope: arch.NoScaling(arch.RopeNormal, 64, 100000, 8192), Tied: true},
+		Prefix: 8, ImageRows: 64, Text: 120},
+}
+
+// mustTinyHParams is make-tiny's text model shape.
+func mustTinyHParams() arch.HParams {
+	hp, err := tiny.Options{}.HParams()
+	if err != nil {
+		panic(err)
+	}
+	return hp
 }
 
 // Result is one benchmark line.

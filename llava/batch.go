@@ -3,6 +3,8 @@ package llava
 import (
 	"fmt"
 	"math"
+
+	"github.com/calft/calft/arch"
 )
 
 // ImageRow marks a sequence row fed from an embedding instead of a token id.
@@ -40,7 +42,7 @@ func (s *Sequence) NImageRows() int {
 
 // Check reports rows the model cannot take: token ids outside the vocabulary, a wrong
 // number of embedding floats, positions of the wrong count.
-func (s *Sequence) Check(hp HParams) error {
+func (s *Sequence) Check(hp arch.HParams) error {
 	for i, t := range s.Tokens {
 		if t != ImageRow && (t < 0 || int(t) >= hp.NVocab) {
 			return fmt.Errorf("row %d: token id %d outside the vocabulary of %d", i, t, hp.NVocab)
@@ -102,7 +104,7 @@ type hostInputs struct {
 // layout fills the host inputs. With hideImages, a text row attends to no image row of
 // its sequence (the image-absent pass); image rows keep their usual causal view, which
 // cannot reach the text.
-func (b *Batch) layout(hp HParams, hideImages bool) (*hostInputs, error) {
+func (b *Batch) layout(hp arch.HParams, hideImages bool) (*hostInputs, error) {
 	T := b.Rows()
 	in := &hostInputs{
 		tokIDs:  make([]int32, T),

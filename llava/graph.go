@@ -2,8 +2,9 @@ package llava
 
 import (
 	"fmt"
-	"math"
+	"strings"
 
+	"github.com/calft/calft/arch"
 	"github.com/calft/calft/bindings/ggml"
 )
 
@@ -17,19 +18,6 @@ type Adapter interface {
 // Dropper is an adapter that applies dropout to the LoRA input in training graphs.
 type Dropper interface {
 	Drop(ctx *ggml.Context, x ggml.Tensor) ggml.Tensor
-}
-
-// Layer holds one decoder block's frozen weights. Biases are the zero Tensor when absent.
-type Layer struct {
-	AttnNorm, Wq, Wk, Wv, Wo ggml.Tensor
-	Bq, Bk, Bv, Bo           ggml.Tensor
-	FFNNorm, Gate, Up, Down  ggml.Tensor
-}
-
-// Weights are the decoder's frozen tensors, named as in the GGUF.
-type Weights struct {
-	TokEmbd, OutNorm, Output ggml.Tensor // Output is TokEmbd when tied
-	Layers                   []Layer
 }
 
 // Inputs are the graph's input tensors for one batch shape; Set fills them.
@@ -49,7 +37,7 @@ type Inputs struct {
 
 // NewInputs declares the inputs for a batch of T rows, of which nOut get logits
 // (nOut ≤ 0: all rows, in order). noImgPass adds the image-absent pass's mask.
-func NewInputs(ctx *ggml.Context, hp HParams, T, nOut int, noImgPass bool) *Inputs {
+func NewInputs(ctx *ggml.Context, hp arch.HParams, T, nOut int, noImgPass bool) *Inputs {
 	in := &Inputs{Rows: T, NOut: T}
 	in.TokIDs = ctx.NewTensor(ggml.TypeI32, T).SetName("inp_tokens").SetInput()
 	in.TokMask = ctx.NewTensor(ggml.TypeF32, 1, T).SetName("inp_tok_mask").SetInput()
@@ -68,7 +56,7 @@ func NewInputs(ctx *ggml.Context, hp HParams, T, nOut int, noImgPass bool) *Inpu
 
 // Set copies a batch into the input tensors. outRows lists the packed rows whose logits
 // the graph computes (it must have NOut entries; nil when every row gets logits).
-func (in *Inputs) Set(hp HParams, b *Batch, outRows []int32) error {
+func (in *Inputs) Set(hp arch.HParams, b *Batch, outRows []int32) error {
 	if b.Rows() != in.Rows {
 		return fmt.Errorf("batch has %d rows, graph was built for %d", b.Rows(), in.Rows)
 	}
@@ -106,7 +94,7 @@ func (in *Inputs) Set(hp HParams, b *Batch, outRows []int32) error {
 
 // Decoder builds the text decoder's graph over frozen weights and an optional adapter.
 type Decoder struct {
-	HP      HParams
+	HP      arch.HParams
 	W       *Weights
 	Adapter Adapter // nil: no LoRA
 	// Train builds a training graph: the adapter's dropout (when it has one) applies.
@@ -119,31 +107,78 @@ type Decoder struct {
 	NoImage *NoImageWeights
 }
 
-// noImageLayer is block il's weights for the image-absent pass.
-func (d *Decoder) noImageLayer(il int) *Layer {
-	if d.NoImage != nil {
-		return &d.NoImage.W.Layers[il]
-	}
-	return &d.W.Layers[il]
+// stream is one sequence of rows flowing through the blocks: the full pass, or the rows
+// CAL's image-absent pass recomputes (see ForwardPair).
+type stream struct {
+	x, pos, mask ggml.Tensor
+	w            *Weights // frozen weights of this pass
+	drop         bool     // the adapter's dropout applies
+	suffix       string   // added to node names: "" for the full pass
+	// keysFrom, when set, is a stream of the same blocks whose keys and values this one
+	// also attends to, in front of its own: the rows keyRows picks (all when Nil).
+	keysFrom *stream
+	keyRows  ggml.Tensor
+	k, v     ggml.Tensor // the block's keys and values, for a stream reading them
 }
 
-// linear is W·x (+ the adapter's low-rank update when it has one for W).
-// With drop, the adapter's dropout applies to its input.
-func (d *Decoder) linear(ctx *ggml.Context, w, x ggml.Tensor, drop bool) ggml.Tensor {
+// blocks runs every stream through the decoder's blocks, one block at a time for all
+// of them: the one layer loop of the plain forward pass and of the CAL pair.
+func (d *Decoder) blocks(ctx *ggml.Context, streams ...*stream) {
+	for il := range d.W.Layers {
+		for _, s := range streams {
+			l := &s.w.Layers[il]
+			q, k, v := d.qkv(ctx, il, s, l)
+			s.k, s.v = k, v
+			if from := s.keysFrom; from != nil {
+				fk, fv := from.k, from.v
+				if !s.keyRows.Nil() {
+					fk, fv = keptRows(ctx, fk, s.keyRows), keptRows(ctx, fv, s.keyRows)
+				}
+				// No gradient flows through a stream that reads another's keys, so they
+				// may be joined with concat, which has no backward.
+				k, v = ctx.Concat(fk, k, 2), ctx.Concat(fv, v, 2)
+			}
+			att := d.attention(ctx, il, s, q, k, v)
+			s.x = ctx.Add(s.x, d.bias(ctx, d.linear(ctx, il, s, l.Wo, att), l.Bo))
+			s.x = d.name(ctx.Add(s.x, d.ffn(ctx, il, s, l)), il, "l_out", s)
+		}
+	}
+}
+
+// name sets a node's name after llama.cpp's ("blk.3.attn_q"), so profiles and errors
+// read well; the image-absent stream's nodes carry its suffix.
+func (d *Decoder) name(t ggml.Tensor, il int, what string, s *stream) ggml.Tensor {
+	if il < 0 {
+		return t.SetName(what + s.suffix)
+	}
+	return t.SetName(fmt.Sprintf("blk.%d.%s%s", il, what, s.suffix))
+}
+
+// linear is W·x (+ the adapter's low-rank update when it has one for W), named after W.
+func (d *Decoder) linear(ctx *ggml.Context, il int, s *stream, w, x ggml.Tensor) ggml.Tensor {
 	y := ctx.MulMat(w, x)
 	if d.Adapter != nil {
 		if a, b, scale, ok := d.Adapter.LoRA(w.Name()); ok {
 			xl := x
-			if dr, ok := d.Adapter.(Dropper); ok && drop {
+			if dr, ok := d.Adapter.(Dropper); ok && s.drop {
 				xl = dr.Drop(ctx, x)
 			}
 			y = ctx.Add(y, ctx.Scale(ctx.MulMat(b, ctx.MulMat(a, xl)), scale))
 		}
 	}
-	return y
+	return d.name(y, il, trimWeight(w.Name()), s)
 }
 
-func addBias(ctx *ggml.Context, x, b ggml.Tensor) ggml.Tensor {
+// trimWeight turns "blk.3.attn_q.weight" into "attn_q" and "output.weight" into "output".
+func trimWeight(name string) string {
+	name = strings.TrimSuffix(name, ".weight")
+	if i := strings.LastIndexByte(name, '.'); i >= 0 {
+		return name[i+1:]
+	}
+	return name
+}
+
+func (d *Decoder) bias(ctx *ggml.Context, x, b ggml.Tensor) ggml.Tensor {
 	if b.Nil() {
 		return x
 	}
@@ -153,31 +188,36 @@ func addBias(ctx *ggml.Context, x, b ggml.Tensor) ggml.Tensor {
 // Forward returns the logits [n_vocab, NOut] of the batch described by in. With noImg
 // it is the image-absent pass: every position unchanged, image rows hidden from text.
 func (d *Decoder) Forward(ctx *ggml.Context, in *Inputs, noImg bool) ggml.Tensor {
-	mask := in.KQMask
+	s := &stream{x: d.embed(ctx, in), pos: in.Pos, mask: in.KQMask, w: d.W, drop: d.Train}
 	if noImg {
 		if in.KQMaskNoImg.Nil() {
 			panic("llava: image-absent pass requested from inputs built without its mask")
 		}
-		mask = in.KQMaskNoImg
+		// Dropout belongs to the training pass; the image-absent pass that only
+		// measures Δ runs the adapter as it is.
+		s.mask, s.w, s.drop, s.suffix = in.KQMaskNoImg, d.noImageWeights(), false, "-noimg"
 	}
-	// Dropout belongs to the training pass; the image-absent pass that only measures Δ
-	// runs the adapter as it is.
-	drop := d.Train && !noImg
-	x := d.embed(ctx, in)
-	for il := range d.W.Layers {
-		l := &d.W.Layers[il]
-		if noImg {
-			l = d.noImageLayer(il)
-		}
-		q, k, v := d.qkv(ctx, l, x, in.Pos, drop)
-		x = d.attnOut(ctx, l, x, d.attention(ctx, q, k, v, mask), drop)
-		x = d.ffn(ctx, l, x, drop)
-	}
+	d.blocks(ctx, s)
+	x := s.x
 	if !in.OutRows.Nil() {
 		// Only the rows whose next token is scored need the (large) vocabulary product.
 		x = ctx.GetRows(x, in.OutRows)
 	}
-	return d.linear(ctx, d.W.Output, d.outNorm(ctx, x), drop)
+	return d.output(ctx, s, x)
+}
+
+// noImageWeights are the frozen weights of CAL's image-absent pass.
+func (d *Decoder) noImageWeights() *Weights {
+	if d.NoImage != nil {
+		return &d.NoImage.W
+	}
+	return d.W
+}
+
+// output is the final norm and the vocabulary product (+ the output bias) of rows x.
+func (d *Decoder) output(ctx *ggml.Context, s *stream, x ggml.Tensor) ggml.Tensor {
+	logits := d.linear(ctx, -1, s, d.W.Output, d.outNorm(ctx, x))
+	return d.name(d.bias(ctx, logits, d.W.OutputB), -1, "result_output", s)
 }
 
 // embed is the input rows: token rows look up their embedding, image rows take theirs
@@ -186,30 +226,40 @@ func (d *Decoder) embed(ctx *ggml.Context, in *Inputs) ggml.Tensor {
 	return ctx.Add(ctx.Mul(ctx.GetRows(d.W.TokEmbd, in.TokIDs), in.TokMask), in.Embd)
 }
 
-// qkv is a block's queries, keys and values of rows x at positions pos, after RoPE:
+// qkv is a block's queries, keys and values of the stream's rows, after RoPE:
 // [hd, n_head, n] and [hd, n_kv, n].
-func (d *Decoder) qkv(ctx *ggml.Context, l *Layer, x, pos ggml.Tensor, drop bool) (q, k, v ggml.Tensor) {
-	hp := d.HP
-	n := x.Ne()[1]
-	cur := ctx.Mul(ctx.RMSNorm(x, hp.RMSEps), l.AttnNorm)
-	q = ctx.Reshape(addBias(ctx, d.linear(ctx, l.Wq, cur, drop), l.Bq), hp.HeadDim, hp.NHead, n)
-	k = ctx.Reshape(addBias(ctx, d.linear(ctx, l.Wk, cur, drop), l.Bk), hp.HeadDim, hp.NHeadKV, n)
-	v = ctx.Reshape(addBias(ctx, d.linear(ctx, l.Wv, cur, drop), l.Bv), hp.HeadDim, hp.NHeadKV, n)
-	q = ctx.Rope(q, pos, hp.RopeDims, hp.RopeMode, hp.NCtxTrain, hp.RopeBase, hp.RopeScale)
-	k = ctx.Rope(k, pos, hp.RopeDims, hp.RopeMode, hp.NCtxTrain, hp.RopeBase, hp.RopeScale)
+func (d *Decoder) qkv(ctx *ggml.Context, il int, s *stream, l *Layer) (q, k, v ggml.Tensor) {
+	hp := &d.HP
+	n := s.x.Ne()[1]
+	cur := d.name(ctx.Mul(ctx.RMSNorm(s.x, hp.RMSEps), l.AttnNorm), il, "attn_norm", s)
+	q = ctx.Reshape(d.bias(ctx, d.linear(ctx, il, s, l.Wq, cur), l.Bq), hp.HeadDim, hp.NHead, n)
+	k = ctx.Reshape(d.bias(ctx, d.linear(ctx, il, s, l.Wk, cur), l.Bk), hp.HeadDim, hp.NHeadKV, n)
+	v = ctx.Reshape(d.bias(ctx, d.linear(ctx, il, s, l.Wv, cur), l.Bv), hp.HeadDim, hp.NHeadKV, n)
+	rp := d.ropeParams()
+	q = d.name(ctx.RopeExt(q, s.pos, d.W.RopeFreqs, rp), il, "q_rope", s)
+	k = d.name(ctx.RopeExt(k, s.pos, d.W.RopeFreqs, rp), il, "k_rope", s)
 	return q, k, v
 }
 
-// attnOut adds the attention output's projection to the residual stream x.
-func (d *Decoder) attnOut(ctx *ggml.Context, l *Layer, x, att ggml.Tensor, drop bool) ggml.Tensor {
-	return ctx.Add(x, addBias(ctx, d.linear(ctx, l.Wo, att, drop), l.Bo))
+// ropeParams are the model's RoPE settings for ggml_rope_ext, as libllama passes them.
+func (d *Decoder) ropeParams() ggml.RopeParams {
+	r := d.HP.Rope
+	mode := ggml.RopeNormal
+	if r.Type == arch.RopeNeoX {
+		mode = ggml.RopeNeox
+	}
+	return ggml.RopeParams{Dims: r.Dims, Mode: mode, NCtxOrig: r.NCtxOrig, FreqBase: r.Base, FreqScale: r.FreqScale,
+		ExtFactor: r.ExtFactor, AttnFactor: r.AttnFactor, BetaFast: r.BetaFast, BetaSlow: r.BetaSlow}
 }
 
-// ffn adds the block's SwiGLU feed-forward to the residual stream x.
-func (d *Decoder) ffn(ctx *ggml.Context, l *Layer, x ggml.Tensor, drop bool) ggml.Tensor {
-	cur := ctx.Mul(ctx.RMSNorm(x, d.HP.RMSEps), l.FFNNorm)
-	h := ctx.SwiGLU(d.linear(ctx, l.Gate, cur, drop), d.linear(ctx, l.Up, cur, drop))
-	return ctx.Add(x, d.linear(ctx, l.Down, h, drop))
+// ffn is the block's SwiGLU feed-forward of the stream's rows (llama.cpp's build_ffn
+// with parallel gate and up, each with its optional bias).
+func (d *Decoder) ffn(ctx *ggml.Context, il int, s *stream, l *Layer) ggml.Tensor {
+	cur := d.name(ctx.Mul(ctx.RMSNorm(s.x, d.HP.RMSEps), l.FFNNorm), il, "ffn_norm", s)
+	up := d.bias(ctx, d.linear(ctx, il, s, l.Up, cur), l.UpB)
+	gate := d.bias(ctx, d.linear(ctx, il, s, l.Gate, cur), l.GateB)
+	h := d.name(ctx.SwiGLU(gate, up), il, "ffn_swiglu", s)
+	return d.bias(ctx, d.linear(ctx, il, s, l.Down, h), l.DownB)
 }
 
 // outNorm is the final norm before the output layer.
@@ -218,21 +268,20 @@ func (d *Decoder) outNorm(ctx *ggml.Context, x ggml.Tensor) ggml.Tensor {
 }
 
 // attention is softmax(k·q·scale + mask)·v over all heads, written with ops that have a
-// backward pass (no flash attention). q: [hd, n_head, T], k, v: [hd, n_kv, T].
-func (d *Decoder) attention(ctx *ggml.Context, q, k, v, mask ggml.Tensor) ggml.Tensor {
-	hp := d.HP
-	scale := float32(1 / math.Sqrt(float64(hp.HeadDim)))
+// backward pass (no flash attention). q: [hd, n_head, T], k, v: [hd, n_kv, Tk].
+func (d *Decoder) attention(ctx *ggml.Context, il int, s *stream, q, k, v ggml.Tensor) ggml.Tensor {
+	hp := &d.HP
 	T := q.Ne()[2]
 	// q is made contiguous: ggml's CPU matrix kernel (llamafile's sgemm) takes strided
 	// rows of its first operand but needs a contiguous second one, and falls back to a
 	// path several times slower without it.
 	q = ctx.Cont(ctx.Permute(q, 0, 2, 1, 3)) // [hd, T, n_head]
-	k = ctx.Permute(k, 0, 2, 1, 3)           // [hd, T, n_kv]
+	k = ctx.Permute(k, 0, 2, 1, 3)           // [hd, Tk, n_kv]
 	// kq[kv, q, h]: mul_mat broadcasts each KV head over its group of query heads.
-	kq := ctx.MulMat(k, q)
-	kq = ctx.SoftMaxExt(kq, mask, scale)
-	vt := ctx.Cont(ctx.Permute(v, 1, 2, 0, 3)) // [T, hd, n_kv]
-	out := ctx.MulMat(vt, kq)                  // [hd, T, n_head]
-	out = ctx.Permute(out, 0, 2, 1, 3)         // [hd, n_head, T]
-	return ctx.Reshape(ctx.Cont(out), hp.NEmbd, T)
+	kq := d.name(ctx.MulMat(k, q), il, "kq", s)
+	kq = d.name(ctx.SoftMaxExt(kq, s.mask, hp.AttnScale()), il, "kq_soft_max", s)
+	vt := ctx.Cont(ctx.Permute(v, 1, 2, 0, 3))      // [Tk, hd, n_kv]
+	out := d.name(ctx.MulMat(vt, kq), il, "kqv", s) // [hd, T, n_head]
+	out = ctx.Permute(out, 0, 2, 1, 3)              // [hd, n_head, T]
+	return d.name(ctx.Reshape(ctx.Cont(out), hp.QDim(), T), il, "kqv_out", s)
 }

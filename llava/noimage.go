@@ -26,19 +26,18 @@ func NewNoImageWeights(be *ggml.Backend, w *Weights) (*NoImageWeights, error) {
 	nw := &NoImageWeights{W: *w}
 	nw.W.Layers = append([]Layer(nil), w.Layers...)
 	var pairs [][2]ggml.Tensor
-	nw.ctx = ggml.NewContext(7*len(w.Layers)*ggml.TensorOverhead(), true)
-	for i := range nw.W.Layers {
-		l := &nw.W.Layers[i]
-		for _, m := range []*ggml.Tensor{&l.Wq, &l.Wk, &l.Wv, &l.Wo, &l.Gate, &l.Up, &l.Down} {
-			ne := m.Ne()
-			if m.Type() != ggml.TypeF32 || ne[0]%ggml.TypeQ8_0.BlockSize() != 0 {
-				continue
-			}
-			// Same name: the adapter finds its LoRA pair by the weight's name.
-			q := nw.ctx.NewTensor(ggml.TypeQ8_0, ne[0], ne[1]).SetName(m.Name())
-			pairs = append(pairs, [2]ggml.Tensor{*m, q})
-			*m = q
+	mats := nw.W.Matrices()
+	nw.ctx = ggml.NewContext(len(mats)*ggml.TensorOverhead(), true)
+	for _, mat := range mats {
+		m := mat.T
+		ne := m.Ne()
+		if mat.Target == "" || m.Type() != ggml.TypeF32 || ne[0]%ggml.TypeQ8_0.BlockSize() != 0 {
+			continue // the output layer's target rows stay exact; see above
 		}
+		// Same name: the adapter finds its LoRA pair by the weight's name.
+		q := nw.ctx.NewTensor(ggml.TypeQ8_0, ne[0], ne[1]).SetName(m.Name())
+		pairs = append(pairs, [2]ggml.Tensor{*m, q})
+		*m = q
 	}
 	if len(pairs) == 0 {
 		nw.ctx.Close()

@@ -179,7 +179,8 @@ func (pi *PairInputs) Set(b *Batch, outRows, targets []int32) error {
 // ForwardPair returns the full pass's logits [n_vocab, NOut] and, of the image-absent
 // pass, only each scored row's target logit [1, NOut]: CAL needs no other, and the
 // vocabulary product is a large part of a forward pass. The second pass recomputes only
-// the hidden rows. An adapter on the output layer itself is not applied to that logit.
+// the hidden rows, in the same layer loop as the first. An adapter on the output layer
+// itself is not applied to that logit.
 //
 // targetImg is the full pass's target logit computed the same way as targetNoImg, so
 // that Δ compares like with like: with a quantized output layer the product behind
@@ -187,33 +188,24 @@ func (pi *PairInputs) Set(b *Batch, outRows, targets []int32) error {
 func (d *Decoder) ForwardPair(ctx *ggml.Context, in *Inputs, pi *PairInputs) (logits, targetImg, targetNoImg ggml.Tensor) {
 	NOut := in.NOut
 	x := d.embed(ctx, in)
-	xh := ctx.GetRows(x, pi.HRows) // hidden rows are token rows: their input is the same
-	drop := d.Train
-	for il := range d.W.Layers {
-		l := &d.W.Layers[il]
-		q, k, v := d.qkv(ctx, l, x, in.Pos, drop)
-		x = d.attnOut(ctx, l, x, d.attention(ctx, q, k, v, in.KQMask), drop)
-		x = d.ffn(ctx, l, x, drop)
-
-		// The image-absent pass: no gradient flows here, so keys and values may be joined
-		// with concat, which has no backward.
-		lh := d.noImageLayer(il)
-		qh, kh, vh := d.qkv(ctx, lh, xh, pi.HPos, false)
-		if pi.NK > 0 {
-			k, v = keptRows(ctx, k, pi.KRows), keptRows(ctx, v, pi.KRows)
-		}
-		atth := d.attention(ctx, qh, ctx.Concat(k, kh, 2), ctx.Concat(v, vh, 2), pi.KQMaskH)
-		xh = d.attnOut(ctx, lh, xh, atth, false)
-		xh = d.ffn(ctx, lh, xh, false)
-	}
-	hFull := d.outNorm(ctx, ctx.GetRows(x, in.OutRows))
-	logits = d.linear(ctx, d.W.Output, hFull, drop)
-	// A target logit is the dot product of a final state with the target's output row.
+	full := &stream{x: x, pos: in.Pos, mask: in.KQMask, w: d.W, drop: d.Train}
+	// Hidden rows are token rows: their input is the same in both passes.
+	hidden := &stream{x: ctx.GetRows(x, pi.HRows), pos: pi.HPos, mask: pi.KQMaskH, w: d.noImageWeights(),
+		suffix: "-noimg", keysFrom: full, keyRows: pi.KRows}
+	d.blocks(ctx, full, hidden)
+	hFull := d.outNorm(ctx, ctx.GetRows(full.x, in.OutRows))
+	logits = d.name(d.bias(ctx, d.linear(ctx, -1, full, d.W.Output, hFull), d.W.OutputB), -1, "result_output", full)
+	// A target logit is the dot product of a final state with the target's output row
+	// (plus the target's output bias).
 	rowsOut := ctx.GetRows(d.W.Output, pi.Targets)
-	h := d.outNorm(ctx, ctx.GetRows(ctx.Concat(x, xh, 1), pi.OutRows))
-	targetNoImg = ctx.SumRows(ctx.Mul(h, rowsOut))
+	h := d.outNorm(ctx, ctx.GetRows(ctx.Concat(full.x, hidden.x, 1), pi.OutRows))
+	targetNoImg = ctx.Reshape(ctx.SumRows(ctx.Mul(h, rowsOut)), 1, NOut)
 	targetImg = ctx.Reshape(ctx.SumRows(ctx.Mul(hFull, rowsOut)), 1, NOut)
-	return logits, targetImg, ctx.Reshape(targetNoImg, 1, NOut)
+	if !d.W.OutputB.Nil() {
+		b := ctx.Reshape(ctx.GetRows(ctx.Reshape(d.W.OutputB, 1, d.HP.NVocab), pi.Targets), 1, NOut)
+		targetNoImg, targetImg = ctx.Add(targetNoImg, b), ctx.Add(targetImg, b)
+	}
+	return logits, targetImg, targetNoImg
 }
 
 // keptRows gathers the rows (dimension 2) of keys or values [hd, n_kv, T].

@@ -1,55 +1,55 @@
 package llava
 
 import (
-	"fmt"
 	"math"
 	"math/rand/v2"
 
+	"github.com/calft/calft/arch"
 	"github.com/calft/calft/bindings/ggml"
 )
 
 // NewRandom builds a model of the given shape with random F32 weights directly on the
-// backend, for benchmarks that need a real model's sizes but no file.
-func NewRandom(be *ggml.Backend, hp HParams, seed uint64) (*Model, error) {
+// backend, for benchmarks that need a real model's sizes but no file. It holds the
+// architecture's required tensors (and the output layer unless tied).
+func NewRandom(be *ggml.Backend, hp arch.HParams, seed uint64) (*Model, error) {
 	if err := hp.Validate(); err != nil {
 		return nil, err
 	}
+	a, err := arch.Lookup(hp.Arch)
+	if err != nil {
+		return nil, err
+	}
 	m := &Model{Path: "(random)", HP: hp}
-	m.ctx = ggml.NewContext((16*hp.NLayer+8)*ggml.TensorOverhead(), true)
-	nKV := hp.NHeadKV * hp.HeadDim
+	m.W = Weights{Arch: a, Layers: make([]Layer, hp.NLayer)}
+	specs := a.Specs(&hp)
+	m.ctx = ggml.NewContext((len(specs)+8)*ggml.TensorOverhead(), true)
 	type init struct {
 		t   ggml.Tensor
 		std float64 // 0: ones (norm weights)
 	}
 	var inits []init
-	mk := func(name string, std float64, ne ...int) ggml.Tensor {
-		t := m.ctx.NewTensor(ggml.TypeF32, ne...).SetName(name)
-		inits = append(inits, init{t, std})
-		return t
+	for _, s := range specs {
+		if s.Optional && !(s.Name == "output.weight" && !hp.Tied) {
+			continue
+		}
+		p, err := m.W.slot(s)
+		if err != nil {
+			m.ctx.Close()
+			return nil, err
+		}
+		*p = m.ctx.NewTensor(ggml.TypeF32, s.Shape...).SetName(s.Name)
+		std := 1 / math.Sqrt(float64(s.Shape[0])) // linear maps: 1/√fan_in
+		switch s.Fill {
+		case arch.FillEmbedding:
+			std = 0.02
+		case arch.FillNorm:
+			std = 0
+		}
+		inits = append(inits, init{*p, std})
 	}
-	m.W.TokEmbd = mk("token_embd.weight", 0.02, hp.NEmbd, hp.NVocab)
-	m.W.OutNorm = mk("output_norm.weight", 0, hp.NEmbd)
 	if hp.Tied {
 		m.W.Output = m.W.TokEmbd
-	} else {
-		m.W.Output = mk("output.weight", 1/math.Sqrt(float64(hp.NEmbd)), hp.NEmbd, hp.NVocab)
 	}
-	in, ff := 1/math.Sqrt(float64(hp.NEmbd)), 1/math.Sqrt(float64(hp.NFF))
-	for il := 0; il < hp.NLayer; il++ {
-		n := func(s string) string { return fmt.Sprintf("blk.%d.%s", il, s) }
-		m.W.Layers = append(m.W.Layers, Layer{
-			AttnNorm: mk(n("attn_norm.weight"), 0, hp.NEmbd),
-			Wq:       mk(n("attn_q.weight"), in, hp.NEmbd, hp.NEmbd),
-			Wk:       mk(n("attn_k.weight"), in, hp.NEmbd, nKV),
-			Wv:       mk(n("attn_v.weight"), in, hp.NEmbd, nKV),
-			Wo:       mk(n("attn_output.weight"), in, hp.NEmbd, hp.NEmbd),
-			FFNNorm:  mk(n("ffn_norm.weight"), 0, hp.NEmbd),
-			Gate:     mk(n("ffn_gate.weight"), in, hp.NEmbd, hp.NFF),
-			Up:       mk(n("ffn_up.weight"), in, hp.NEmbd, hp.NFF),
-			Down:     mk(n("ffn_down.weight"), ff, hp.NFF, hp.NEmbd),
-		})
-	}
-	var err error
 	if m.buf, err = be.AllocTensors(m.ctx); err != nil {
 		m.ctx.Close()
 		return nil, err

@@ -4,18 +4,15 @@ import (
 	"github.com/calft/calft/bindings/ggml"
 )
 
-// graphSize is the node capacity of a decoder graph: generous for forward, backward and
-// optimizer nodes of models with up to a few hundred layers.
-func graphSize(nLayer int) int { return 4096 + 1024*nLayer }
-
-// GraphSize is the node capacity calft gives a training graph of this model.
-func (hp HParams) GraphSize() int { return graphSize(hp.NLayer) }
+// GraphSize is the node capacity of a decoder graph of nLayer blocks: generous for the
+// forward, backward and optimizer nodes of models with up to a few hundred layers.
+func GraphSize(nLayer int) int { return 4096 + 1024*nLayer }
 
 // ComputeLogits runs a one-off forward graph over a batch and returns the logits of
 // every row, n_vocab floats per row in packed row order. With hideImages the text rows
 // do not see the image rows (the image-absent pass).
 func ComputeLogits(be *ggml.Backend, d *Decoder, b *Batch, hideImages bool) ([]float32, error) {
-	size := graphSize(d.HP.NLayer)
+	size := GraphSize(d.HP.NLayer)
 	ctx := ggml.NewContext(size*ggml.TensorOverhead()+ggml.GraphOverhead(size, false), true)
 	defer ctx.Close()
 	in := NewInputs(ctx, d.HP, b.Rows(), 0, hideImages)

@@ -27,19 +27,17 @@ type Transposed struct {
 // are often below F16's (and Q8_0's F16 block scale's) normal range.
 var BackwardTypes = map[string]ggml.Type{"bf16": ggml.TypeBF16, "f32": ggml.TypeF32}
 
-// NewTransposed makes the transposed copies of w's matrices (every block's q, k, v, o,
-// gate, up, down and the output layer) in type typ on the backend. Quantized weights are
+// NewTransposed makes the transposed copies of w's matrices (every block's projections
+// and the output layer: Weights.Matrices) in type typ on the backend. Quantized weights are
 // dequantized first.
 func NewTransposed(be *ggml.Backend, w *Weights, typ ggml.Type) (*Transposed, error) {
 	if typ != ggml.TypeBF16 && typ != ggml.TypeF32 {
 		return nil, fmt.Errorf("llava: transposed weights must be bf16 or f32, not %s", typ)
 	}
 	var mats []ggml.Tensor
-	for i := range w.Layers {
-		l := &w.Layers[i]
-		mats = append(mats, l.Wq, l.Wk, l.Wv, l.Wo, l.Gate, l.Up, l.Down)
+	for _, m := range w.Matrices() {
+		mats = append(mats, *m.T)
 	}
-	mats = append(mats, w.Output)
 	tr := &Transposed{Type: typ, Of: map[ggml.Tensor]ggml.Tensor{}}
 	tr.ctx = ggml.NewContext(len(mats)*ggml.TensorOverhead(), true)
 	maxRows := 0

@@ -4,6 +4,7 @@ import (
 	"path/filepath"
 	"testing"
 
+	"github.com/calft/calft/arch"
 	"github.com/calft/calft/bindings/ggml"
 	"github.com/calft/calft/bindings/llama"
 	"github.com/calft/calft/gguf"
@@ -77,11 +78,21 @@ func TestVariantLogitsMatchLibllama(t *testing.T) {
 		// and grow to about one F16 step (1e-3 relative).
 		{"f16", tiny.Options{Seed: 7, WeightType: gguf.F16}, 1e-3},
 		{"qwen2-tied-q8_0", tiny.Options{Seed: 7, Arch: tiny.ArchQwen2, TiedOutput: true, WeightType: gguf.Q8_0}, parityTol},
+		// Llama 3.x: rope_freqs.weight, with every optional llama bias (q/k/v, attention
+		// output, feed-forward); and the RoPE scalings libllama applies.
+		{"llama3-biases", tiny.Options{Seed: 7, RopeFreqs: true, Biases: true}, parityTol},
+		{"linear-scaling", tiny.Options{Seed: 7, RopeScaling: "linear"}, parityTol},
+		{"yarn", tiny.Options{Seed: 7, RopeScaling: "yarn", RopeFreqs: true}, parityTol},
+		{"qwen2-output-bias", tiny.Options{Seed: 7, Arch: tiny.ArchQwen2, Biases: true}, parityTol},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			f := newFixtureWith(t, c.o, llava.LoadOptions{})
 			if f.m.HP.Tied != c.o.TiedOutput || (c.o.Arch != "" && f.m.HP.Arch != c.o.Arch) {
 				t.Fatalf("calft read %+v", f.m.HP)
+			}
+			if c.o.RopeFreqs == f.m.W.RopeFreqs.Nil() || c.o.Biases == f.m.W.Layers[0].Bo.Nil() && c.o.Arch != tiny.ArchQwen2 ||
+				(c.o.RopeScaling == "yarn") != (f.m.HP.Rope.ExtFactor == 1) || (c.o.RopeScaling != "") != (f.m.HP.Rope.FreqScale != 1) {
+				t.Fatalf("calft read %+v; rope_freqs %v, attn_output.bias %v", f.m.HP, !f.m.W.RopeFreqs.Nil(), !f.m.W.Layers[0].Bo.Nil())
 			}
 			if got, want := gguf.DType(f.m.W.Layers[0].Wq.Type()), c.o.WeightType; got != want {
 				t.Fatalf("attn_q loaded as %s, file has %s", got, want)
@@ -223,5 +234,19 @@ func TestBatchOfTwoMatchesEachAlone(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// TestEveryTensorHasAField checks that the decoder has a field for every tensor of every
+// architecture's description, so that none is read and then ignored.
+func TestEveryTensorHasAField(t *testing.T) {
+	for _, name := range arch.Names() {
+		a, _ := arch.Lookup(name)
+		hp := arch.HParams{Arch: name, NEmbd: 8, NLayer: 2, NHead: 2, NHeadKV: 1, HeadDim: 4, NFF: 16, NVocab: 10,
+			Rope: arch.NoScaling(a.Rope, 4, 10000, 64)}
+		w := &llava.Weights{Arch: a, Layers: make([]llava.Layer, hp.NLayer)}
+		if err := llava.CheckFields(w, &hp); err != nil {
+			t.Errorf("%s: %v", name, err)
+		}
 	}
 }

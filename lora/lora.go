@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"math"
 	"math/rand/v2"
+	"slices"
 	"sort"
 	"strings"
 
@@ -21,54 +22,46 @@ type Config struct {
 	Targets []string // module kinds (attn_q, ffn_up, …), their PEFT names (q_proj, …), or "all"
 }
 
-// DefaultTargets are every attention and MLP projection.
-var DefaultTargets = []string{"attn_q", "attn_k", "attn_v", "attn_output", "ffn_gate", "ffn_up", "ffn_down"}
-
 // peftNames maps the module names people know from PEFT to llama.cpp's tensor kinds.
 var peftNames = map[string]string{
 	"q_proj": "attn_q", "k_proj": "attn_k", "v_proj": "attn_v", "o_proj": "attn_output",
 	"gate_proj": "ffn_gate", "up_proj": "ffn_up", "down_proj": "ffn_down",
 }
 
-// NormalizeTargets resolves aliases and rejects names that match no projection.
-func NormalizeTargets(targets []string) ([]string, error) {
+// NormalizeTargets resolves the names a user gives (target kinds, their PEFT names,
+// "attn", "mlp" or "all") against an architecture's target kinds (arch.Arch.Targets);
+// nothing given means all of them. A name that matches no projection is an error.
+func NormalizeTargets(targets, known []string) ([]string, error) {
 	if len(targets) == 0 {
-		return DefaultTargets, nil
-	}
-	known := map[string]bool{}
-	for _, k := range DefaultTargets {
-		known[k] = true
+		return known, nil
 	}
 	seen := map[string]bool{}
 	var out []string
-	add := func(k string) {
-		if !seen[k] {
-			seen[k] = true
-			out = append(out, k)
+	add := func(match func(string) bool) {
+		for _, k := range known {
+			if match(k) && !seen[k] {
+				seen[k] = true
+				out = append(out, k)
+			}
 		}
 	}
 	for _, t := range targets {
 		t = strings.TrimSpace(t)
+		if p := peftNames[t]; p != "" {
+			t = p
+		}
 		switch {
 		case t == "all" || t == "all-linear":
-			for _, k := range DefaultTargets {
-				add(k)
-			}
+			add(func(string) bool { return true })
 		case t == "attn":
-			for _, k := range DefaultTargets[:4] {
-				add(k)
-			}
+			add(func(k string) bool { return strings.HasPrefix(k, "attn_") })
 		case t == "mlp" || t == "ffn":
-			for _, k := range DefaultTargets[4:] {
-				add(k)
-			}
-		case peftNames[t] != "":
-			add(peftNames[t])
-		case known[t]:
-			add(t)
+			add(func(k string) bool { return strings.HasPrefix(k, "ffn_") })
+		case slices.Contains(known, t):
+			add(func(k string) bool { return k == t })
 		default:
 			return nil, fmt.Errorf("unknown LoRA target %q; use any of %s, their PEFT names (q_proj, …), attn, mlp or all",
-				t, strings.Join(DefaultTargets, ", "))
+				t, strings.Join(known, ", "))
 		}
 	}
 	return out, nil
@@ -153,24 +146,18 @@ type shape struct {
 
 // New makes zero-valued adapters for the targeted weights of a decoder, on backend be.
 func New(be *ggml.Backend, w *llava.Weights, cfg Config) (*Adapter, error) {
-	targets, err := NormalizeTargets(cfg.Targets)
+	targets, err := NormalizeTargets(cfg.Targets, w.Arch.Targets())
 	if err != nil {
 		return nil, err
 	}
 	if cfg.Rank <= 0 {
 		return nil, fmt.Errorf("LoRA rank must be positive, got %d", cfg.Rank)
 	}
-	want := map[string]bool{}
-	for _, t := range targets {
-		want[t] = true
-	}
 	var shapes []shape
-	for _, l := range w.Layers {
-		for _, t := range []ggml.Tensor{l.Wq, l.Wk, l.Wv, l.Wo, l.Gate, l.Up, l.Down} {
-			if want[kindOf(t.Name())] {
-				ne := t.Ne()
-				shapes = append(shapes, shape{t.Name(), ne[0], ne[1]})
-			}
+	for _, m := range w.Matrices() {
+		if m.Target != "" && slices.Contains(targets, m.Target) {
+			ne := m.T.Ne()
+			shapes = append(shapes, shape{m.Name, ne[0], ne[1]})
 		}
 	}
 	if len(shapes) == 0 {

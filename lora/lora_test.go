@@ -6,18 +6,23 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/calft/calft/arch"
 	"github.com/calft/calft/gguf"
 )
 
 func TestNormalizeTargets(t *testing.T) {
-	got, err := NormalizeTargets([]string{"q_proj", "attn_v", "mlp", "q_proj"})
+	a, err := arch.Lookup("llama")
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := NormalizeTargets([]string{"q_proj", "attn_v", "mlp", "q_proj"}, a.Targets())
 	if err != nil {
 		t.Fatal(err)
 	}
 	if strings.Join(got, ",") != "attn_q,attn_v,ffn_gate,ffn_up,ffn_down" {
 		t.Errorf("got %v", got)
 	}
-	if _, err := NormalizeTargets([]string{"lm_head_typo"}); err == nil || !strings.Contains(err.Error(), "lm_head_typo") {
+	if _, err := NormalizeTargets([]string{"lm_head_typo"}, a.Targets()); err == nil || !strings.Contains(err.Error(), "lm_head_typo") {
 		t.Errorf("unknown target: %v", err)
 	}
 }

@@ -54,6 +54,15 @@ type Options struct {
 	// keep the same SentencePiece vocabulary, and every tensor the two share holds
 	// the same values for the same seed.
 	Arch string
+	// RopeFreqs adds Llama 3.x's rope_freqs.weight (per-frequency divisors; llama
+	// architecture only).
+	RopeFreqs bool
+	// Biases adds the optional biases the architecture allows beyond qwen2's q/k/v
+	// ones: llama's q/k/v, attention-output and feed-forward biases, qwen2's output bias.
+	Biases bool
+	// RopeScaling sets rope.scaling.type ("linear" or "yarn") with a factor of 4 over an
+	// original context of NCtx/4; "" writes no scaling keys.
+	RopeScaling string
 	// WeightType stores the text model's 2-D matrices (embedding, projections,
 	// output) as this type: gguf.F32 (the default), F16, BF16, Q8_0 or Q4_0. Norms
 	// and biases stay F32, as in real GGUFs. The vision tower is always F32.
@@ -68,10 +77,18 @@ const (
 
 // arch is the architecture to write, validated.
 func (o Options) arch() (string, error) {
+	switch o.RopeScaling {
+	case "", "linear", "yarn":
+	default:
+		return "", fmt.Errorf("rope scaling %q is not one tiny writes (linear, yarn)", o.RopeScaling)
+	}
 	switch o.Arch {
 	case "", ArchLlama:
 		return ArchLlama, nil
 	case ArchQwen2:
+		if o.RopeFreqs {
+			return "", fmt.Errorf("rope_freqs.weight is a llama tensor; qwen2 has none")
+		}
 		return ArchQwen2, nil
 	}
 	return "", fmt.Errorf("architecture %q is not one tiny generates (%s, %s)", o.Arch, ArchLlama, ArchQwen2)
@@ -96,5 +113,9 @@ const (
 	streamText uint64 = iota + 1
 	streamVision
 	streamData
-	streamBias // qwen2's attention biases, so that the shared tensors match llama's
+	streamBias  // qwen2's attention biases, so that the shared tensors match llama's
+	streamExtra // the other optional tensors (Options.Biases)
 )
+
+// ropeScalingFactor is rope.scaling.factor with Options.RopeScaling.
+const ropeScalingFactor = 4

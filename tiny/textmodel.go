@@ -1,9 +1,11 @@
 package tiny
 
 import (
-	"fmt"
 	"math"
+	"math/rand/v2"
+	"strings"
 
+	"github.com/calft/calft/arch"
 	"github.com/calft/calft/gguf"
 )
 
@@ -20,9 +22,13 @@ const (
 // which drops them gives visibly different logits.
 const biasStd = 0.2
 
-// writeTextModel writes the text model (llama or qwen2 arch) to path.
+// writeTextModel writes the text model to path: every tensor its architecture's
+// description (package arch) holds for these options, filled as the description says.
+// The draw order is fixed (token_embd, the blocks, output_norm, output) and optional
+// tensors draw from streams of their own, so a file without them has the same bytes as
+// before they existed.
 func writeTextModel(path string, o Options) error {
-	arch, err := o.arch()
+	archName, err := o.arch()
 	if err != nil {
 		return err
 	}
@@ -30,68 +36,124 @@ func writeTextModel(path string, o Options) error {
 	if err != nil {
 		return err
 	}
-	rng := newRNG(o.Seed, streamText)
-	biasRNG := newRNG(o.Seed, streamBias)
+	a, err := arch.Lookup(archName)
+	if err != nil {
+		return err
+	}
 	vocab := BuildVocab()
-	nVocab := len(vocab.Tokens)
+	hp, err := o.HParams()
+	if err != nil {
+		return err
+	}
 	w := gguf.NewWriter()
-	setTextMetadata(w, vocab, arch, ftype)
-
-	type tensor struct {
-		name   string
-		shape  []uint64
-		values []float32
-	}
-	lin := func(nIn, nOut int, gain float64) []float32 {
-		return normal(rng, nIn*nOut, gain/math.Sqrt(float64(nIn)))
-	}
-	norm := func(n int) []float32 { return around(rng, n, 1, normJitter) }
-	ts := []tensor{{"token_embd.weight", []uint64{NEmbd, uint64(nVocab)}, normal(rng, NEmbd*nVocab, embedStd)}}
-	for i := 0; i < NLayer; i++ {
-		b := func(s string) string { return fmt.Sprintf("blk.%d.%s", i, s) }
-		ts = append(ts,
-			tensor{b("attn_norm.weight"), []uint64{NEmbd}, norm(NEmbd)},
-			tensor{b("attn_q.weight"), []uint64{NEmbd, NHead * HeadDim}, lin(NEmbd, NHead*HeadDim, 1)},
-			tensor{b("attn_k.weight"), []uint64{NEmbd, NHeadKV * HeadDim}, lin(NEmbd, NHeadKV*HeadDim, 1)},
-			tensor{b("attn_v.weight"), []uint64{NEmbd, NHeadKV * HeadDim}, lin(NEmbd, NHeadKV*HeadDim, 1)},
-		)
-		if arch == ArchQwen2 {
-			ts = append(ts,
-				tensor{b("attn_q.bias"), []uint64{NHead * HeadDim}, normal(biasRNG, NHead*HeadDim, biasStd)},
-				tensor{b("attn_k.bias"), []uint64{NHeadKV * HeadDim}, normal(biasRNG, NHeadKV*HeadDim, biasStd)},
-				tensor{b("attn_v.bias"), []uint64{NHeadKV * HeadDim}, normal(biasRNG, NHeadKV*HeadDim, biasStd)},
-			)
+	setTextMetadata(w, vocab, archName, ftype, o)
+	fill := filler{main: newRNG(o.Seed, streamText), bias: newRNG(o.Seed, streamBias), extra: newRNG(o.Seed, streamExtra)}
+	specs := a.Specs(&hp)
+	var ordered []arch.Spec
+	for _, first := range []bool{true, false} { // token_embd and the blocks, then the rest
+		for _, s := range specs {
+			if (s.Name == "token_embd.weight" || s.Layer >= 0) == first {
+				ordered = append(ordered, s)
+			}
 		}
-		ts = append(ts,
-			tensor{b("attn_output.weight"), []uint64{NHead * HeadDim, NEmbd}, lin(NHead*HeadDim, NEmbd, residualGain)},
-			tensor{b("ffn_norm.weight"), []uint64{NEmbd}, norm(NEmbd)},
-			tensor{b("ffn_gate.weight"), []uint64{NEmbd, NFF}, lin(NEmbd, NFF, 1)},
-			tensor{b("ffn_up.weight"), []uint64{NEmbd, NFF}, lin(NEmbd, NFF, 1)},
-			tensor{b("ffn_down.weight"), []uint64{NFF, NEmbd}, lin(NFF, NEmbd, residualGain)},
-		)
 	}
-	ts = append(ts, tensor{"output_norm.weight", []uint64{NEmbd}, norm(NEmbd)})
-	// Drawn even when tied, so the other tensors do not depend on the option.
-	output := lin(NEmbd, nVocab, 1)
-	if !o.TiedOutput {
-		ts = append(ts, tensor{"output.weight", []uint64{NEmbd, uint64(nVocab)}, output})
-	}
-	for _, t := range ts {
+	for _, s := range ordered {
+		values := fill.values(s)
+		if !o.has(s) {
+			continue
+		}
 		typ := gguf.F32
-		if len(t.shape) == 2 {
+		if len(s.Shape) == 2 {
 			typ = o.WeightType
 		}
-		if err := w.AddTensorF32(t.name, typ, t.shape, t.values); err != nil {
+		shape := make([]uint64, len(s.Shape))
+		for i, d := range s.Shape {
+			shape[i] = uint64(d)
+		}
+		if err := w.AddTensorF32(s.Name, typ, shape, values); err != nil {
 			return err
 		}
 	}
 	return w.WriteFile(path)
 }
 
+// HParams are the hyper-parameters of the text model these options describe (without
+// the RoPE scaling Options.RopeScaling adds), as libllama reads them from the file.
+func (o Options) HParams() (arch.HParams, error) {
+	archName, err := o.arch()
+	if err != nil {
+		return arch.HParams{}, err
+	}
+	a, err := arch.Lookup(archName)
+	if err != nil {
+		return arch.HParams{}, err
+	}
+	return arch.HParams{Arch: archName, NEmbd: NEmbd, NLayer: NLayer, NHead: NHead, NHeadKV: NHeadKV, HeadDim: HeadDim,
+		NFF: NFF, NVocab: len(BuildVocab().Tokens), NCtxTrain: NCtx, RMSEps: RMSEps, Tied: o.TiedOutput,
+		Rope: arch.NoScaling(a.Rope, RopeDims, RopeBase, NCtx)}, nil
+}
+
+// has reports whether the file holds an optional tensor of the description.
+func (o Options) has(s arch.Spec) bool {
+	if !s.Optional {
+		return true
+	}
+	switch {
+	case s.Name == "output.weight":
+		return !o.TiedOutput
+	case s.Fill == arch.FillRopeFactors:
+		return o.RopeFreqs
+	case strings.HasPrefix(s.Tensor.Name, "attn_q.") || strings.HasPrefix(s.Tensor.Name, "attn_k.") || strings.HasPrefix(s.Tensor.Name, "attn_v."):
+		return o.Arch == ArchQwen2 || o.Biases // q/k/v biases: always in qwen2
+	}
+	return o.Biases
+}
+
+// filler draws tensor values: the main stream for the tensors every model has, the bias
+// stream for q/k/v biases (qwen2's, so that the tensors qwen2 shares with llama hold the
+// same values), the extra stream for the other optional tensors.
+type filler struct{ main, bias, extra *rand.Rand }
+
+// values draws a tensor's values. Tensors every model has are drawn whether or not the
+// file keeps them (output.weight of a tied model), so the others do not depend on it.
+func (f filler) values(s arch.Spec) []float32 {
+	n := 1
+	for _, d := range s.Shape {
+		n *= d
+	}
+	lin := func(gain float64) []float32 { return normal(f.main, n, gain/math.Sqrt(float64(s.Shape[0]))) }
+	switch s.Fill {
+	case arch.FillEmbedding:
+		return normal(f.main, n, embedStd)
+	case arch.FillNorm:
+		return around(f.main, n, 1, normJitter)
+	case arch.FillResidual:
+		return lin(residualGain)
+	case arch.FillRopeFactors:
+		// Llama 3.x's shape: high frequencies kept (1), low ones divided by up to 8.
+		out := make([]float32, n)
+		for i := range out {
+			x := float64(i) / float64(max(n-1, 1))
+			out[i] = float32(1 + 7*x*x)
+		}
+		return out
+	case arch.FillBias:
+		rng := f.extra
+		if t := s.Tensor.Name; strings.HasPrefix(t, "attn_q.") || strings.HasPrefix(t, "attn_k.") || strings.HasPrefix(t, "attn_v.") {
+			rng = f.bias
+		}
+		return normal(rng, n, biasStd)
+	}
+	if !s.Optional || s.Name == "output.weight" {
+		return lin(1)
+	}
+	return normal(f.extra, n, 1/math.Sqrt(float64(s.Shape[0])))
+}
+
 // setTextMetadata writes the hyper-parameters under the arch's prefix; llama
 // and qwen2 read the same keys. The SentencePiece ("llama") tokenizer is
 // independent of the architecture in llama.cpp, so qwen2 keeps it too.
-func setTextMetadata(w *gguf.Writer, v Vocab, arch string, ftype uint32) {
+func setTextMetadata(w *gguf.Writer, v Vocab, arch string, ftype uint32, o Options) {
 	w.Set("general.architecture", gguf.StringValue(arch))
 	w.Set("general.type", gguf.StringValue("model"))
 	w.Set("general.name", gguf.StringValue("calft tiny "+arch))
@@ -106,6 +168,11 @@ func setTextMetadata(w *gguf.Writer, v Vocab, arch string, ftype uint32) {
 	w.Set(arch+".attention.layer_norm_rms_epsilon", gguf.Float32Value(RMSEps))
 	w.Set(arch+".rope.dimension_count", gguf.Uint32Value(RopeDims))
 	w.Set(arch+".rope.freq_base", gguf.Float32Value(RopeBase))
+	if o.RopeScaling != "" {
+		w.Set(arch+".rope.scaling.type", gguf.StringValue(o.RopeScaling))
+		w.Set(arch+".rope.scaling.factor", gguf.Float32Value(ropeScalingFactor))
+		w.Set(arch+".rope.scaling.original_context_length", gguf.Uint32Value(NCtx/4))
+	}
 	w.Set("tokenizer.ggml.model", gguf.StringValue("llama"))
 	w.Set("tokenizer.ggml.tokens", gguf.ArrayValue(v.Tokens))
 	w.Set("tokenizer.ggml.scores", gguf.ArrayValue(v.Scores))

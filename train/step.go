@@ -3,6 +3,7 @@ package train
 import (
 	"fmt"
 
+	"github.com/calft/calft/arch"
 	"github.com/calft/calft/bindings/ggml"
 	"github.com/calft/calft/cal"
 	"github.com/calft/calft/llava"
@@ -51,7 +52,7 @@ type StepGraph struct {
 	// [Phases[0], Phases[1]) the loss, [Phases[1], NNodes) the backward pass.
 	Phases [2]int
 
-	hp    llava.HParams
+	hp    arch.HParams
 	be    *ggml.Backend
 	ctx   *ggml.Context
 	g     *ggml.Graph
@@ -70,7 +71,7 @@ func NewStepGraph(be *ggml.Backend, dec *llava.Decoder, opt *Optimizer, sh Shape
 	if sh.Rows <= 0 || sh.Scored <= 0 {
 		return nil, fmt.Errorf("a step needs rows and scored rows, got %d and %d", sh.Rows, sh.Scored)
 	}
-	size := 2 * dec.HP.GraphSize()
+	size := 2 * llava.GraphSize(dec.HP.NLayer)
 	s := &StepGraph{Shape: sh, hp: dec.HP, be: be}
 	s.ctx = ggml.NewContext(3*size*ggml.TensorOverhead()+ggml.GraphOverhead(size, sh.Backward), true)
 	s.g = s.ctx.NewGraph(size, sh.Backward)

@@ -14,8 +14,9 @@ import (
 
 // TestGradientsOnOtherBases runs the LoRA gradient check on bases that are not the
 // default F32 llama: half-precision weights, which out_prod cannot take, so they are
-// loaded Trainable and converted to F32; and the qwen2 architecture (q/k/v biases, neox
-// RoPE). Q8_0 bases have their own test below.
+// loaded Trainable and converted to F32; the qwen2 architecture (q/k/v biases, neox
+// RoPE); Llama 3.x's RoPE frequency factors with llama's optional biases; YaRN. Q8_0
+// bases have their own test below.
 func TestGradientsOnOtherBases(t *testing.T) {
 	for _, c := range []struct {
 		name string
@@ -26,6 +27,10 @@ func TestGradientsOnOtherBases(t *testing.T) {
 		{"bf16", tiny.Options{Seed: 11, WeightType: gguf.BF16}},
 		{"qwen2", tiny.Options{Seed: 11, Arch: tiny.ArchQwen2}},
 		{"qwen2-tied-f16", tiny.Options{Seed: 11, Arch: tiny.ArchQwen2, TiedOutput: true, WeightType: gguf.F16}},
+		// Llama 3.x's frequency factors with every optional llama bias, and YaRN.
+		{"llama3-biases", tiny.Options{Seed: 11, RopeFreqs: true, Biases: true}},
+		{"yarn", tiny.Options{Seed: 11, RopeScaling: "yarn"}},
+		{"qwen2-output-bias", tiny.Options{Seed: 11, Arch: tiny.ArchQwen2, Biases: true}},
 	} {
 		for _, obj := range []cal.Objective{cal.CE, cal.CAL} {
 			t.Run(c.name+"/"+string(obj), func(t *testing.T) {

@@ -96,10 +96,22 @@ const (
 	RopeNeox   = C.GGML_ROPE_TYPE_NEOX   // rotates the two halves (qwen2, neox)
 )
 
-// Rope rotates a: [head_dim, n_head, n_tokens] by the I32 positions pos: [n_tokens].
-func (ctx *Context) Rope(a, pos Tensor, nDims, mode, nCtxOrig int, freqBase, freqScale float32) Tensor {
-	return Tensor{C.ggml_rope_ext(ctx.c, a.t, pos.t, nil, C.int(nDims), C.int(mode), C.int(nCtxOrig),
-		C.float(freqBase), C.float(freqScale), 0, 1, 32, 1)}
+// RopeParams are ggml_rope_ext's settings besides the positions: the rotated
+// dimensions, the mode (RopeNormal or RopeNeox), and the frequency base, scale and
+// YaRN settings (ExtFactor 0 turns YaRN off).
+type RopeParams struct {
+	Dims, Mode, NCtxOrig                      int
+	FreqBase, FreqScale                       float32
+	ExtFactor, AttnFactor, BetaFast, BetaSlow float32
+}
+
+// RopeExt rotates a: [head_dim, n_head, n_tokens] by the I32 positions pos: [n_tokens].
+// freqs, when not the zero Tensor, holds F32 per-frequency divisors [dims/2] (Llama
+// 3.x's rope_freqs.weight). Its backward is the rotation by the negated angles.
+func (ctx *Context) RopeExt(a, pos, freqs Tensor, p RopeParams) Tensor {
+	return Tensor{C.ggml_rope_ext(ctx.c, a.t, pos.t, freqs.t, C.int(p.Dims), C.int(p.Mode), C.int(p.NCtxOrig),
+		C.float(p.FreqBase), C.float(p.FreqScale), C.float(p.ExtFactor), C.float(p.AttnFactor),
+		C.float(p.BetaFast), C.float(p.BetaSlow))}
 }
 
 // Cpy copies a into b (converting the type) and returns the node that does it.

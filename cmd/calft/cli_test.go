@@ -52,7 +52,7 @@ func run(t *testing.T, args ...string) (string, int) {
 
 func tinyDir(t *testing.T) string { return tiny.TestDir(t, 3) }
 
-// rewrite copies a GGUF with some metadata replaced and some tensors replaced.
+// rewrite copies a GGUF with some metadata replaced and some tensors replaced or added.
 func rewrite(t *testing.T, src, dst string, kv map[string]gguf.Value, tensors map[string][]float32, shapes map[string][]uint64) {
 	t.Helper()
 	f, err := gguf.Open(src)
@@ -63,6 +63,13 @@ func rewrite(t *testing.T, src, dst string, kv map[string]gguf.Value, tensors ma
 	w := gguf.NewWriterFrom(f)
 	for k, v := range kv {
 		w.Set(k, v)
+	}
+	for name, vals := range tensors { // tensors the file does not have are added
+		if _, ok := f.Tensor(name); !ok {
+			if err := w.AddTensorF32(name, gguf.F32, shapes[name], vals); err != nil {
+				t.Fatal(err)
+			}
+		}
 	}
 	for _, ti := range f.Tensors {
 		if vals, ok := tensors[ti.Name]; ok {
@@ -123,6 +130,11 @@ func TestBadInput(t *testing.T) {
 	rewrite(t, mmproj, narrow, map[string]gguf.Value{"clip.vision.projection_dim": gguf.Uint32Value(32)},
 		map[string][]float32{"mm.2.weight": make([]float32, 64*32), "mm.2.bias": make([]float32, 32)},
 		map[string][]uint64{"mm.2.weight": {64, 32}, "mm.2.bias": {32}})
+	longrope := filepath.Join(bad, "longrope.gguf")
+	rewrite(t, base, longrope, map[string]gguf.Value{"llama.rope.scaling.type": gguf.StringValue("longrope")}, nil, nil)
+	extraTensor := filepath.Join(bad, "extra-tensor.gguf")
+	rewrite(t, base, extraTensor, nil, map[string][]float32{"blk.0.attn_q_norm.weight": make([]float32, 16)},
+		map[string][]uint64{"blk.0.attn_q_norm.weight": {16}})
 	badImage := filepath.Join(bad, "broken.png")
 	os.WriteFile(badImage, []byte("\x89PNG\r\n\x1a\nnot really"), 0o644)
 	missing := filepath.Join(bad, "missing.gguf")
@@ -144,6 +156,9 @@ func TestBadInput(t *testing.T) {
 		{"projector width", gen(base, narrow, img), []string{"32", "64"}},
 		{"unreadable image", gen(base, mmproj, badImage), []string{badImage}},
 		{"model as mmproj", gen(base, base, img), []string{base}},
+		// Keys and tensors libllama applies but calft's decoder does not implement.
+		{"unimplemented key", gen(longrope, mmproj, img), []string{longrope, "llama.rope.scaling.type", "longrope"}},
+		{"unimplemented tensor", gen(extraTensor, mmproj, img), []string{extraTensor, "blk.0.attn_q_norm.weight"}},
 		{"info truncated", []string{"info", truncated}, []string{truncated, "truncated"}},
 		{"info not GGUF", []string{"info", notGGUF}, []string{notGGUF}},
 		{"info missing", []string{"info", missing}, []string{missing}},

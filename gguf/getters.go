@@ -224,7 +224,9 @@ func (f *File) Uint32OrArray(key string, n int) ([]uint32, error) {
 }
 
 // WrongType is the error for a key whose value is not of the type wanted.
-func (f *File) WrongType(key string, got Value, want string) error { return f.wrongType(key, got, want) }
+func (f *File) WrongType(key string, got Value, want string) error {
+	return f.wrongType(key, got, want)
+}
 
 // IntegerAt is element i of an integer array value, and whether it is one that fits an
 // int64.

@@ -146,8 +146,12 @@ func TestCheckTextModelRejects(t *testing.T) {
 		{"longrope", set("llama.rope.scaling.type", gguf.StringValue("longrope")), nil, gguf.ErrUnsupported, []string{"llama.rope.scaling.type", "longrope"}},
 		{"value length", set("llama.attention.value_length", gguf.Uint32Value(8)), nil, gguf.ErrUnsupported, []string{"llama.attention.value_length"}},
 		{"ff varies", set("llama.feed_forward_length", gguf.ArrayValue([]uint32{160, 128})), nil, gguf.ErrUnsupported, []string{"llama.feed_forward_length", "differs between layers"}},
-		{"longrope factors", func(w *gguf.Writer) { w.AddTensorF32("rope_factors_long.weight", gguf.F32, []uint64{8}, make([]float32, 8)) }, nil, gguf.ErrUnsupported, []string{"rope_factors_long.weight"}},
-		{"f16 norm", func(w *gguf.Writer) { w.AddTensorF32("blk.0.attn_norm.weight", gguf.F16, []uint64{64}, make([]float32, 64)) }, func(n string) bool { return n != "blk.0.attn_norm.weight" }, gguf.ErrTensorType, []string{"blk.0.attn_norm.weight", "F32"}},
+		{"longrope factors", func(w *gguf.Writer) {
+			w.AddTensorF32("rope_factors_long.weight", gguf.F32, []uint64{8}, make([]float32, 8))
+		}, nil, gguf.ErrUnsupported, []string{"rope_factors_long.weight"}},
+		{"f16 norm", func(w *gguf.Writer) {
+			w.AddTensorF32("blk.0.attn_norm.weight", gguf.F16, []uint64{64}, make([]float32, 64))
+		}, func(n string) bool { return n != "blk.0.attn_norm.weight" }, gguf.ErrTensorType, []string{"blk.0.attn_norm.weight", "F32"}},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {

@@ -90,25 +90,9 @@ type Result struct {
 
 // Run measures the preset's training step.
 func Run(o Options) (*Result, error) {
-	p, ok := Presets[o.Preset]
-	if !ok {
-		return nil, fmt.Errorf("unknown preset %q; use tiny or smol135", o.Preset)
-	}
-	obj, err := cal.ParseObjective(o.Objective)
+	p, obj, err := o.resolve()
 	if err != nil {
 		return nil, err
-	}
-	if o.ImageRows >= 0 && o.Preset == "smol135" {
-		p.ImageRows = o.ImageRows
-		p.Text = benchRows - p.Prefix - p.ImageRows
-	} else if o.ImageRows >= 0 {
-		p.ImageRows = o.ImageRows
-	}
-	if p.Text <= 0 {
-		return nil, fmt.Errorf("%d image rows leave no text in the benchmark sequence", p.ImageRows)
-	}
-	if o.Threads <= 0 {
-		o.Threads = runtime.NumCPU()
 	}
 	be, err := ggml.NewBackend("cpu", o.Threads)
 	if err != nil {
@@ -127,138 +111,144 @@ func Run(o Options) (*Result, error) {
 		return nil, err
 	}
 	defer m.Close()
-	ad, err := lora.New(be, &m.W, lora.Config{Rank: o.Rank, Alpha: float32(2 * o.Rank)})
+	tr, err := train.NewTrainer(be, m, train.Setup{Objective: obj, CAL: cal.Defaults(), Seed: 1,
+		LoRA:            lora.Config{Rank: o.Rank, Alpha: float32(2 * o.Rank)},
+		BackwardWeights: o.BackwardWeights, NoImageWeights: o.NoImageWeights})
 	if err != nil {
 		return nil, err
 	}
-	defer ad.Close()
-	ad.InitStandard(1)
-	params := ad.Params()
-	for _, t := range params {
-		t.SetParam()
-	}
-	opt, err := train.NewOptimizer(be, params)
-	if err != nil {
+	defer tr.Close()
+	r.describeCopies(tr, obj)
+	b := sequence(p)
+	r.Rows, r.Supervised = b.Seqs.Rows(), len(b.Targets)
+	if err := r.measure(o, tr, b, obj); err != nil {
 		return nil, err
-	}
-	defer opt.Close()
-	dec := &llava.Decoder{HP: p.HP, W: &m.W, Adapter: ad}
-	fast, err := train.NewFastWeights(be, m, orAuto(o.BackwardWeights), orAuto(o.NoImageWeights), obj == cal.CAL)
-	if err != nil {
-		return nil, err
-	}
-	defer fast.Close()
-	fast.Apply(dec)
-	r.BackwardW = "autodiff"
-	if fast.Transposed != nil {
-		r.BackwardW = fast.Transposed.Type.String()
 	}
 	if obj == cal.CAL {
-		r.NoImageW = "f32"
-		if fast.NoImage != nil {
-			r.NoImageW = "q8_0"
-		}
-	}
-	b, rows, targets := sequence(p)
-	r.Rows, r.Supervised = b.Rows(), len(targets)
-
-	build := func(obj cal.Objective) (*train.StepGraph, error) {
-		sh := train.Shape{Rows: b.Rows(), Scored: len(rows), Obj: obj, Backward: true}
-		if obj == cal.CAL {
-			sh.Hidden, sh.Kept = train.HiddenFor(b), train.KeptFor(b) // padded as in training
-		}
-		return train.NewStepGraph(be, dec, opt, sh, cal.Defaults())
-	}
-	h := train.DefaultAdamW()
-	step := func(sg *train.StepGraph) (float64, error) {
-		t0 := time.Now()
-		opt.ZeroGrad()
-		if _, err := sg.Run(b, rows, targets); err != nil {
-			return 0, err
-		}
-		if _, err := opt.Update(h, 1, 1); err != nil {
-			return 0, err
-		}
-		return time.Since(t0).Seconds(), nil
-	}
-	measure := func(obj cal.Objective) (float64, *train.StepGraph, error) {
-		sg, err := build(obj)
-		if err != nil {
-			return 0, nil, err
-		}
-		var times []float64
-		for i := 0; i < o.Warmup+o.Steps; i++ {
-			dt, err := step(sg)
-			if err != nil {
-				sg.Close()
-				return 0, nil, err
-			}
-			if i >= o.Warmup {
-				times = append(times, dt)
-			}
-		}
-		return median(times), sg, nil
-	}
-	sec, sg, err := measure(obj)
-	if err != nil {
-		return nil, err
-	}
-	// The peak so far is this objective's step; the ce step measured below for the
-	// ratio builds a graph of its own, which must not count.
-	r.PeakRSSMB = peakRSSMB()
-	r.SecPerStep = sec
-	r.TokensPerSec = float64(r.Rows) / sec
-	for i := 0; i < sg.Graph().NNodes(); i++ {
-		r.StepGFLOP += sg.Graph().Node(i).MatMulFLOPs() / 1e9
-	}
-	r.GFLOPS = r.StepGFLOP / sec
-	r.OfMatMul = r.GFLOPS / r.MatMulGFLOPS
-	if o.Profile {
-		if err := sg.SetInputs(b, rows, targets); err != nil {
-			sg.Close()
-			return nil, err
-		}
-		if r.Profile, err = profile(be, sg, opt); err != nil {
-			sg.Close()
+		if err := r.ratioToCE(o, tr, b); err != nil {
 			return nil, err
 		}
 	}
-	if obj == cal.CAL {
-		// The ratio comes from cal and ce steps taken in turn, so that a change in the
-		// machine's speed during the run (these are shared machines) touches both alike.
-		ceGraph, err := build(cal.CE)
-		if err != nil {
-			sg.Close()
-			return nil, err
-		}
-		var ce, ratios []float64
-		for i := 0; i < o.Warmup+o.Steps; i++ {
-			tc, err := step(sg)
-			if err == nil {
-				var te float64
-				if te, err = step(ceGraph); err == nil && i >= o.Warmup {
-					ce = append(ce, te)
-					ratios = append(ratios, tc/te)
-				}
-			}
-			if err != nil {
-				sg.Close()
-				ceGraph.Close()
-				return nil, err
-			}
-		}
-		ceGraph.Close()
-		r.CEsPerStep, r.CALOverCE = median(ce), median(ratios)
-	}
-	sg.Close()
 	return r, nil
 }
 
-func orAuto(s string) string {
-	if s == "" {
-		return "auto"
+// resolve checks the options and picks the preset's shape.
+func (o *Options) resolve() (Preset, cal.Objective, error) {
+	p, ok := Presets[o.Preset]
+	if !ok {
+		return p, "", fmt.Errorf("unknown preset %q; use tiny or smol135", o.Preset)
 	}
-	return s
+	obj, err := cal.ParseObjective(o.Objective)
+	if err != nil {
+		return p, "", err
+	}
+	if o.Steps < 1 || o.Warmup < 0 || o.Rank < 1 {
+		return p, "", fmt.Errorf("--steps and --rank must be at least 1 and --warmup not negative (got %d, %d, %d)", o.Steps, o.Rank, o.Warmup)
+	}
+	if o.ImageRows >= 0 && o.Preset == "smol135" {
+		p.ImageRows = o.ImageRows
+		p.Text = benchRows - p.Prefix - p.ImageRows
+	} else if o.ImageRows >= 0 {
+		p.ImageRows = o.ImageRows
+	}
+	if p.Text <= 0 {
+		return p, "", fmt.Errorf("%d image rows leave no text in the benchmark sequence", p.ImageRows)
+	}
+	if o.Threads <= 0 {
+		o.Threads = runtime.NumCPU()
+	}
+	return p, obj, nil
+}
+
+// describeCopies records which frozen-weight copies the trainer made.
+func (r *Result) describeCopies(tr *train.Trainer, obj cal.Objective) {
+	r.BackwardW = "autodiff"
+	if tr.Fast.Transposed != nil {
+		r.BackwardW = tr.Fast.Transposed.Type.String()
+	}
+	if obj == cal.CAL {
+		r.NoImageW = "f32"
+		if tr.Fast.NoImage != nil {
+			r.NoImageW = "q8_0"
+		}
+	}
+}
+
+// step times one training step of a batch with the objective's graph: forward, loss,
+// backward and AdamW.
+func step(tr *train.Trainer, b *train.Batch, obj cal.Objective) (float64, error) {
+	t0 := time.Now()
+	g, err := tr.Graph(tr.Shape(b, obj, true))
+	if err != nil {
+		return 0, err
+	}
+	tr.ZeroGrad()
+	if _, err := g.Run(b.Seqs, b.Rows, b.Targets); err != nil {
+		return 0, err
+	}
+	if _, err := tr.Update(train.DefaultAdamW(), 1, 1); err != nil {
+		return 0, err
+	}
+	return time.Since(t0).Seconds(), nil
+}
+
+// measure times the objective's steps after a warm-up, counts the step's matrix-product
+// work, reads the peak memory and, with --profile, times one step node by node.
+func (r *Result) measure(o Options, tr *train.Trainer, b *train.Batch, obj cal.Objective) error {
+	var times []float64
+	for i := 0; i < o.Warmup+o.Steps; i++ {
+		dt, err := step(tr, b, obj)
+		if err != nil {
+			return err
+		}
+		if i >= o.Warmup {
+			times = append(times, dt)
+		}
+	}
+	// The peak so far is this objective's step; the ce step measured for the ratio
+	// builds a graph of its own, which must not count.
+	r.PeakRSSMB = peakRSSMB()
+	r.SecPerStep = median(times)
+	r.TokensPerSec = float64(r.Rows) / r.SecPerStep
+	sg, err := tr.Graph(tr.Shape(b, obj, true))
+	if err != nil {
+		return err
+	}
+	for i := 0; i < sg.Graph().NNodes(); i++ {
+		r.StepGFLOP += sg.Graph().Node(i).MatMulFLOPs() / 1e9
+	}
+	r.GFLOPS = r.StepGFLOP / r.SecPerStep
+	r.OfMatMul = r.GFLOPS / r.MatMulGFLOPS
+	if !o.Profile {
+		return nil
+	}
+	if err := sg.SetInputs(b.Seqs, b.Rows, b.Targets); err != nil {
+		return err
+	}
+	r.Profile, err = profile(tr, sg)
+	return err
+}
+
+// ratioToCE times cal and ce steps taken in turn, so that a change in the machine's
+// speed during the run (these are shared machines) touches both alike.
+func (r *Result) ratioToCE(o Options, tr *train.Trainer, b *train.Batch) error {
+	var ce, ratios []float64
+	for i := 0; i < o.Warmup+o.Steps; i++ {
+		tc, err := step(tr, b, cal.CAL)
+		if err != nil {
+			return err
+		}
+		te, err := step(tr, b, cal.CE)
+		if err != nil {
+			return err
+		}
+		if i >= o.Warmup {
+			ce = append(ce, te)
+			ratios = append(ratios, tc/te)
+		}
+	}
+	r.CEsPerStep, r.CALOverCE = median(ce), median(ratios)
+	return nil
 }
 
 // median of a non-empty sample.
@@ -273,7 +263,7 @@ const benchRows = 192
 
 // sequence is the preset's benchmark sample: a text prefix, image rows (random
 // embeddings), then text, every token after the image supervised.
-func sequence(p Preset) (*llava.Batch, []int32, []cal.Target) {
+func sequence(p Preset) *train.Batch {
 	rng := rand.New(rand.NewPCG(7, 7))
 	var s llava.Sequence
 	tok := func() int32 { return int32(3 + rng.IntN(p.HP.NVocab-3)) }
@@ -296,7 +286,7 @@ func sequence(p Preset) (*llava.Batch, []int32, []cal.Target) {
 		rows = append(rows, int32(i-1))
 		targets = append(targets, cal.Target{Token: s.Tokens[i]})
 	}
-	return &llava.Batch{Seqs: []llava.Sequence{s}}, rows, targets
+	return &train.Batch{Seqs: &llava.Batch{Seqs: []llava.Sequence{s}}, Rows: rows, Targets: targets, Real: len(s.Tokens)}
 }
 
 // matMulRate is ggml's matrix-product rate on this backend with a first operand of type
@@ -350,7 +340,7 @@ func peakRSSMB() float64 {
 }
 
 // profile runs one step node by node and sums the time per op and phase.
-func profile(be *ggml.Backend, sg *train.StepGraph, opt *train.Optimizer) (map[string]float64, error) {
+func profile(tr *train.Trainer, sg *train.StepGraph) (map[string]float64, error) {
 	out := map[string]float64{}
 	type nodeTime struct {
 		phase string
@@ -358,7 +348,7 @@ func profile(be *ggml.Backend, sg *train.StepGraph, opt *train.Optimizer) (map[s
 	}
 	var top []nodeTime
 	// The inputs were just set; compute node by node.
-	times, err := be.ComputeProfiled(sg.Graph())
+	times, err := tr.Backend.ComputeProfiled(sg.Graph())
 	if err != nil {
 		return nil, err
 	}
@@ -384,7 +374,7 @@ func profile(be *ggml.Backend, sg *train.StepGraph, opt *train.Optimizer) (map[s
 		out[k] += nt.Dur.Seconds() * 1e3
 	}
 	t0 := time.Now()
-	if _, err := opt.Update(train.DefaultAdamW(), 1, 1); err != nil {
+	if _, err := tr.Update(train.DefaultAdamW(), 1, 1); err != nil {
 		return nil, err
 	}
 	out["optimizer (norm + AdamW)"] = time.Since(t0).Seconds() * 1e3

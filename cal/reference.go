@@ -4,17 +4,52 @@
 // reference that the ggml implementation is tested against.
 package cal
 
-import "math"
+import (
+	"errors"
+	"fmt"
+	"math"
+	"strings"
+)
 
-// Options are the weighting knobs. The zero value is not useful; start from Defaults.
+// Options are the weighting knobs, declared once for every command that takes them
+// (package internal/options). The zero value is not useful; start from Defaults.
 type Options struct {
-	Lo, Hi float64 // clamp range of Δ
-	Window int     // moving-average width within a run of supervised tokens (odd)
-	Smooth bool    // false: no moving average
+	Lo     float64 `mapstructure:"cal-lo" json:"cal_lo" help:"CAL: lower clamp of the logit gap Δ"`
+	Hi     float64 `mapstructure:"cal-hi" json:"cal_hi" help:"CAL: upper clamp of Δ"`
+	Window int     `mapstructure:"cal-window" json:"cal_window" help:"CAL: moving-average width within a run of answer tokens (odd)"`
+	Smooth bool    `mapstructure:"cal-smooth" json:"cal_smooth" help:"CAL: smooth the weights (--cal-smooth=false turns it off)"`
 }
 
 // Defaults are the paper's settings: clamp to [1, 5], 3-wide average.
 func Defaults() Options { return Options{Lo: 1, Hi: 5, Window: 3, Smooth: true} }
+
+// Validate refuses knobs that give no usable weights: an even or non-positive window
+// (a moving average needs a centre), a clamp range upside down, a negative lower clamp
+// (a negative weight would push a token's probability down), an upper clamp of zero
+// (every weight 0: nothing is learned), or values that are not finite numbers.
+func (o Options) Validate() error {
+	var errs []string
+	if math.IsNaN(o.Lo) || math.IsNaN(o.Hi) || math.IsInf(o.Lo, 0) || math.IsInf(o.Hi, 0) {
+		errs = append(errs, fmt.Sprintf("--cal-lo %g and --cal-hi %g must be finite numbers", o.Lo, o.Hi))
+	} else {
+		if o.Lo < 0 {
+			errs = append(errs, fmt.Sprintf("--cal-lo %g is negative: a weight below 0 would push the token's probability down", o.Lo))
+		}
+		if o.Hi <= 0 {
+			errs = append(errs, fmt.Sprintf("--cal-hi %g must be above 0, or every weight is 0 and nothing is learned", o.Hi))
+		}
+		if o.Lo > o.Hi {
+			errs = append(errs, fmt.Sprintf("--cal-lo %g is above --cal-hi %g", o.Lo, o.Hi))
+		}
+	}
+	if o.Window < 1 || o.Window%2 == 0 {
+		errs = append(errs, fmt.Sprintf("--cal-window must be a positive odd number (the average is centred on the token), got %d", o.Window))
+	}
+	if len(errs) > 0 {
+		return errors.New(strings.Join(errs, "; "))
+	}
+	return nil
+}
 
 // RefRow is one scored position: its logits with and without the image, its target and
 // whether it is supervised.

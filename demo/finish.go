@@ -1,18 +1,15 @@
 package demo
 
 import (
+	"context"
 	"fmt"
 	"io"
 	"math"
 	"path/filepath"
 	"strings"
 
-	"github.com/calft/calft/cal"
-	"github.com/calft/calft/data"
 	"github.com/calft/calft/imageio"
 	"github.com/calft/calft/internal/fsutil"
-	"github.com/calft/calft/lora"
-	"github.com/calft/calft/report"
 	"github.com/calft/calft/train"
 )
 
@@ -104,48 +101,12 @@ func writeScore(rep *Report, path string, n int) error {
 			break
 		}
 	}
-	heldData := filepath.Join(rep.HeldDir, "data.json")
-	env, err := train.OpenEnv(train.EnvOptions{Model: rep.Model, Mmproj: rep.Mmproj, ImageDir: rep.HeldDir, Threads: rep.Opt.Threads})
-	if err != nil {
-		return err
-	}
-	defer env.Close()
-	h, err := lora.Read(adapter)
-	if err != nil {
-		return err
-	}
-	ad, err := lora.NewFromHost(env.Backend, h)
-	if err != nil {
-		return err
-	}
-	defer ad.Close()
-	recs, err := data.Load(heldData)
-	if err != nil {
-		return err
-	}
-	var page []report.ScoredSample
-	for i := 0; i < len(recs) && i < n; i++ {
-		s, err := env.Builder.Build(&recs[i])
-		if err != nil {
-			return err
-		}
-		scores, err := train.Score(env, ad, s, cal.Defaults())
-		if err != nil {
-			return err
-		}
-		ss := report.ScoredSample{ID: recs[i].ID, Image: s.Images[0], Question: question}
-		var toks []report.ScoredToken
-		for _, sc := range scores {
-			toks = append(toks, report.ScoredToken{Piece: sc.Piece, Delta: sc.Delta, Weight: sc.Weight})
-		}
-		ss.Answers = [][]report.ScoredToken{toks}
-		page = append(page, ss)
-	}
-	b, err := report.ScoreHTML(page, 1, 5)
-	if err != nil {
-		return err
-	}
-	return fsutil.WriteFileAtomic(path, b)
+	c := train.DefaultScore()
+	c.Model, c.Mmproj, c.Threads, c.CacheDir = rep.Model, rep.Mmproj, rep.Opt.Threads, "none"
+	c.Data, c.Lora, c.Limit, c.HTMLSamples = filepath.Join(rep.HeldDir, "data.json"), adapter, n, n
+	c.Out, c.HTML = strings.TrimSuffix(path, ".html")+".jsonl", path
+	_, err := train.ScoreData(context.Background(), c, nil)
+	return err
 }
 
 // showExample prints one held-out image as coloured half-blocks, the question, and the

@@ -8,6 +8,7 @@ import (
 
 	"github.com/calft/calft/bindings/ggml"
 	"github.com/calft/calft/gguf"
+	"github.com/calft/calft/llava"
 )
 
 // Adapter GGUF keys that llama.cpp reads (llama_adapter_lora_init).
@@ -201,4 +202,25 @@ func Read(path string) (*HostAdapter, error) {
 		return nil, fmt.Errorf("%s: the adapter has no lora_a/lora_b tensors", path)
 	}
 	return h, nil
+}
+
+// Fits reports the first pair that does not match the decoder's weights: a base weight
+// the model does not have, or a different shape. A mismatched adapter must be refused
+// before it reaches a graph, where ggml would abort on the product's shapes.
+func (h *HostAdapter) Fits(w *llava.Weights) error {
+	shapes := map[string][2]int{}
+	for _, m := range w.Matrices() {
+		ne := m.T.Ne()
+		shapes[m.Name] = [2]int{ne[0], ne[1]}
+	}
+	for _, p := range h.Pairs {
+		s, ok := shapes[p.Base]
+		switch {
+		case !ok:
+			return fmt.Errorf("the adapter updates %s, which the model has no adapter-capable weight of that name; was it trained on another model?", p.Base)
+		case s != [2]int{p.NIn, p.NOut}:
+			return fmt.Errorf("the adapter's %s maps %d → %d, the model's weight %d → %d; it was trained on another model", p.Base, p.NIn, p.NOut, s[0], s[1])
+		}
+	}
+	return nil
 }

@@ -10,6 +10,7 @@ import (
 	"github.com/calft/calft/data"
 	"github.com/calft/calft/gguf/check"
 	"github.com/calft/calft/llava"
+	"github.com/calft/calft/lora"
 )
 
 // EnvOptions name the model files and how to read the data.
@@ -110,4 +111,20 @@ func (e *Env) Close() {
 	if e.Backend != nil {
 		e.Backend.Close()
 	}
+}
+
+// LoadAdapter reads an adapter trained on the env's model onto its backend, checked
+// against the model first: a mismatched adapter would abort inside ggml.
+func (e *Env) LoadAdapter(path string) (*lora.Adapter, error) {
+	h, err := lora.Read(path)
+	if err != nil {
+		return nil, err
+	}
+	if h.Arch != e.Model.HP.Arch {
+		return nil, fmt.Errorf("%s is an adapter for %q, the model %s is %q; use the adapter trained on this model", path, h.Arch, e.Model.Path, e.Model.HP.Arch)
+	}
+	if err := h.Fits(&e.Model.W); err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	return lora.NewFromHost(e.Backend, h)
 }

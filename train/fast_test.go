@@ -11,17 +11,6 @@ import (
 	"github.com/calft/calft/tiny"
 )
 
-// withTransposed makes the decoder's backward pass multiply with transposed copies of
-// the frozen matrices in type typ (freed when the test ends).
-func withTransposed(t *testing.T, be *ggml.Backend, m *llava.Model, typ ggml.Type) func(*llava.Decoder) {
-	tr, err := llava.NewTransposed(be, &m.W, typ)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(tr.Close)
-	return func(d *llava.Decoder) { d.Transposed = tr }
-}
-
 // TestTransposedBackwardMatchesAutodiff compares the LoRA gradients of a step whose
 // backward multiplies with transposed copies of the frozen matrices against ggml's
 // autodiff products: equal with F32 copies, within BF16's rounding with BF16 copies.
@@ -30,10 +19,18 @@ func TestTransposedBackwardMatchesAutodiff(t *testing.T) {
 		m, be, s := tinySample(t)
 		ref := newGradRig(t, m, be, s, obj)
 		for _, c := range []struct {
-			typ ggml.Type
+			typ string
 			tol float64
-		}{{ggml.TypeF32, 1e-5}, {ggml.TypeBF16, 2e-2}} {
-			got := newGradRig(t, m, be, s, obj, withTransposed(t, be, m, c.typ))
+		}{{"f32", 1e-5}, {"bf16", 2e-2}} {
+			got := newGradRig(t, m, be, s, obj, withCopies(c.typ, ""))
+			// The rewrite must have replaced every product through a frozen weight: ggml's
+			// autodiff graph has them, the rewritten one none.
+			of := got.tr.Fast.Transposed.Of
+			before, after := FrozenOutProds(ref.train.Graph(), of), FrozenOutProds(got.train.Graph(), of)
+			if before == 0 || after != 0 || got.train.Rewritten < before {
+				t.Fatalf("%s copies: %d out_prods through frozen weights before the rewrite, %d after, %d nodes rewritten (%d copies)",
+					c.typ, before, after, got.train.Rewritten, len(of))
+			}
 			if math.Abs(got.loss-ref.loss) > 1e-6*math.Abs(ref.loss) {
 				t.Fatalf("%s, %s copies: loss %v, autodiff graph %v", obj, c.typ, got.loss, ref.loss)
 			}
@@ -53,7 +50,7 @@ func TestTransposedBackwardMatchesAutodiff(t *testing.T) {
 // the BF16 copies training uses by default.
 func TestTransposedBackwardMatchesFiniteDifferences(t *testing.T) {
 	m, be, s := tinySample(t)
-	checkLoRAGradients(t, m, be, s, cal.CAL, withTransposed(t, be, m, ggml.TypeBF16))
+	checkLoRAGradients(t, m, be, s, cal.CAL, withCopies("bf16", ""))
 }
 
 // TestNoImageWeightsKeepDelta compares CAL's Δ and weights measured with the Q8_0 copies
@@ -61,15 +58,10 @@ func TestTransposedBackwardMatchesFiniteDifferences(t *testing.T) {
 func TestNoImageWeightsKeepDelta(t *testing.T) {
 	m, be, s := tinySample(t)
 	ref := newGradRig(t, m, be, s, cal.CAL)
-	nw, err := llava.NewNoImageWeights(be, &m.W)
-	if err != nil {
-		t.Fatal(err)
+	got := newGradRig(t, m, be, s, cal.CAL, withCopies("", "q8_0"))
+	if nw := got.tr.Fast.NoImage; nw == nil || nw.W.Layers[0].Wq.Type() != ggml.TypeQ8_0 {
+		t.Fatalf("the trainer made no q8_0 image-absent weights")
 	}
-	defer nw.Close()
-	if nw.W.Layers[0].Wq.Type() != ggml.TypeQ8_0 {
-		t.Fatalf("image-absent weights are %s, want q8_0", nw.W.Layers[0].Wq.Type())
-	}
-	got := newGradRig(t, m, be, s, cal.CAL, func(d *llava.Decoder) { d.NoImage = nw })
 	d0, d1 := ref.train.Loss.Delta.F32(), got.train.Loss.Delta.F32()
 	var worst, scale float64
 	for i := range s.targets {
@@ -90,7 +82,7 @@ func TestTransposedOfQuantizedBase(t *testing.T) {
 		t.Fatalf("output layer is %s, want q8_0", m.W.Output.Type())
 	}
 	ref := newGradRig(t, m, be, s, cal.CE)
-	got := newGradRig(t, m, be, s, cal.CE, withTransposed(t, be, m, ggml.TypeF32))
+	got := newGradRig(t, m, be, s, cal.CE, withCopies("f32", ""))
 	worst := 0.0
 	for _, rel := range gradDifferences(ref, got) {
 		worst = math.Max(worst, rel)

@@ -89,55 +89,64 @@ func tinySampleIn(t testing.TB, dir, base string, lo llava.LoadOptions) (*llava.
 // gradTol is the largest relative error checkLoRAGradients accepts.
 const gradTol = 0.02
 
-// gradRig is a random rank-4 adapter on a model with a backward step graph, which
-// fills the optimiser's gradient accumulators, and a forward-only graph of the same shape.
+// gradRig is a trainer with a random rank-4 adapter on a model, whose backward step
+// graph has filled the gradient accumulators once, and a forward-only graph of the same
+// shape.
 type gradRig struct {
+	tr          *Trainer
 	params      []ggml.Tensor
 	opt         *Optimizer
 	train, eval *StepGraph
 	loss        float64 // of the backward graph's run
 }
 
-// newGradRig builds the rig and runs the backward graph once. Each option may set up
-// the decoder further (its transposed or image-absent weights).
-func newGradRig(t *testing.T, m *llava.Model, be *ggml.Backend, s sample, obj cal.Objective, opts ...func(*llava.Decoder)) *gradRig {
+// newGradRig builds the rig and runs the backward graph once. The trainer makes no
+// weight copies unless an option asks for them (see withCopies).
+func newGradRig(t *testing.T, m *llava.Model, be *ggml.Backend, s sample, obj cal.Objective, opts ...func(*Setup)) *gradRig {
 	t.Helper()
-	ad, err := lora.New(be, &m.W, lora.Config{Rank: 4, Alpha: 4})
+	st := Setup{Objective: obj, CAL: cal.Defaults(), LoRA: lora.Config{Rank: 4, Alpha: 4},
+		BackwardWeights: "autodiff", NoImageWeights: "f32"}
+	for _, o := range opts {
+		o(&st)
+	}
+	tr, err := NewTrainer(be, m, st)
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(ad.Close)
-	ad.InitRandom(5, 0.1)
-	dec := &llava.Decoder{HP: m.HP, W: &m.W, Adapter: ad}
-	for _, o := range opts {
-		o(dec)
-	}
-	r := &gradRig{params: ad.Params()}
-	for _, p := range r.params {
-		p.SetParam()
-	}
-	if r.opt, err = NewOptimizer(be, r.params); err != nil {
+	t.Cleanup(tr.Close)
+	tr.Adapter.InitRandom(5, 0.1)
+	b := s.trainBatch()
+	r := &gradRig{tr: tr, params: tr.Adapter.Params(), opt: tr.Opt}
+	// The shared image-absent pass training uses, for CAL.
+	if r.train, err = tr.Graph(tr.Shape(b, obj, true)); err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(r.opt.Close)
-	sh := Shape{Rows: s.batch.Rows(), Scored: len(s.rows), Obj: obj, Backward: true}
-	if obj == cal.CAL {
-		sh.Hidden, sh.Kept = HiddenFor(s.batch), KeptFor(s.batch) // the shared image-absent pass training uses
-	}
-	if r.train, err = NewStepGraph(be, dec, r.opt, sh, cal.Defaults()); err != nil {
+	if r.eval, err = tr.Graph(tr.Shape(b, obj, false)); err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(r.train.Close)
-	sh.Backward = false
-	if r.eval, err = NewStepGraph(be, dec, nil, sh, cal.Defaults()); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(r.eval.Close)
-	r.opt.ZeroGrad()
-	if r.loss, err = r.train.Run(s.batch, s.rows, s.targets); err != nil {
+	tr.ZeroGrad()
+	if r.loss, err = r.train.Run(b.Seqs, b.Rows, b.Targets); err != nil {
 		t.Fatal(err)
 	}
 	return r
+}
+
+// withCopies makes the trainer keep weight copies: backward is the transposed copies'
+// type (bf16, f32), noImage the image-absent pass's (q8_0); "" leaves either as is.
+func withCopies(backward, noImage string) func(*Setup) {
+	return func(s *Setup) {
+		if backward != "" {
+			s.BackwardWeights = backward
+		}
+		if noImage != "" {
+			s.NoImageWeights = noImage
+		}
+	}
+}
+
+// trainBatch is the sample as a trainer's micro-batch.
+func (s sample) trainBatch() *Batch {
+	return &Batch{Seqs: s.batch, Rows: s.rows, Targets: s.targets, Real: s.batch.Rows()}
 }
 
 // gradDifferences is, for each LoRA tensor in ref's order, the relative L2 difference of
@@ -161,7 +170,7 @@ func gradDifferences(ref, got *gradRig) []float64 {
 // directional derivative of the loss along the tensor's own gradient (from a backward
 // step graph) with a central finite difference of the loss computed by a forward-only
 // graph. It reports failures through t and returns the worst relative error.
-func checkLoRAGradients(t *testing.T, m *llava.Model, be *ggml.Backend, s sample, obj cal.Objective, opts ...func(*llava.Decoder)) float64 {
+func checkLoRAGradients(t *testing.T, m *llava.Model, be *ggml.Backend, s sample, obj cal.Objective, opts ...func(*Setup)) float64 {
 	t.Helper()
 	r := newGradRig(t, m, be, s, obj, opts...)
 	params, opt, train, eval, l0 := r.params, r.opt, r.train, r.eval, r.loss

@@ -48,6 +48,8 @@ func KeptFor(b *llava.Batch) int {
 type StepGraph struct {
 	Shape Shape
 	Loss  cal.Loss
+	// Rewritten is how many nodes ggml.Graph.RewriteOutProds replaced.
+	Rewritten int
 	// Phases are node-index boundaries: [0, Phases[0]) the decoder's forward pass(es),
 	// [Phases[0], Phases[1]) the loss, [Phases[1], NNodes) the backward pass.
 	Phases [2]int
@@ -135,7 +137,13 @@ func NewStepGraph(be *ggml.Backend, dec *llava.Decoder, opt *Optimizer, sh Shape
 			phase[s.g.Node(i)] = 1
 		}
 	}
-	s.g.RewriteOutProds(s.ctx, transposed, be.IsCPU())
+	s.Rewritten = s.g.RewriteOutProds(s.ctx, transposed, be.IsCPU())
+	if sh.Backward {
+		if left := FrozenOutProds(s.g, transposed); left > 0 {
+			cleanup()
+			return nil, fmt.Errorf("%d backward products through frozen weights were left to out_prod although transposed copies exist (a rewrite that no longer matches ggml's autodiff)", left)
+		}
+	}
 	n := s.g.NNodes()
 	s.Phases = [2]int{n, n}
 	cur := 2
@@ -161,6 +169,25 @@ func NewStepGraph(be *ggml.Backend, dec *llava.Decoder, opt *Optimizer, sh Shape
 		return nil, err
 	}
 	return s, nil
+}
+
+// FrozenOutProds counts the OUT_PROD nodes of g that read a frozen weight which has a
+// transposed copy: after the rewrite there must be none.
+func FrozenOutProds(g *ggml.Graph, transposed map[ggml.Tensor]ggml.Tensor) int {
+	n := 0
+	for i := 0; i < g.NNodes(); i++ {
+		node := g.Node(i)
+		if node.Op() != "OUT_PROD" {
+			continue
+		}
+		for j := 0; j < 2; j++ {
+			if _, ok := transposed[node.Src(j)]; ok {
+				n++
+				break
+			}
+		}
+	}
+	return n
 }
 
 // ImageAbsentNodes are the nodes of CAL's image-absent pass: those its output depends

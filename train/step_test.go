@@ -32,41 +32,26 @@ func TestLoRAGradientsMatchFiniteDifferences(t *testing.T) {
 // TestAdamWDrivesLossDown trains on one sample and expects the loss to fall by ≥ 90%.
 func TestAdamWDrivesLossDown(t *testing.T) {
 	m, be, s := tinySample(t)
-	ad, err := lora.New(be, &m.W, lora.Config{Rank: 8, Alpha: 16})
+	tr, err := NewTrainer(be, m, Setup{Objective: cal.CE, CAL: cal.Defaults(), LoRA: lora.Config{Rank: 8, Alpha: 16}, Seed: 1})
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer ad.Close()
-	ad.InitStandard(1)
-	params := ad.Params()
-	for _, p := range params {
-		p.SetParam()
-	}
-	dec := &llava.Decoder{HP: m.HP, W: &m.W, Adapter: ad}
-	opt, err := NewOptimizer(be, params)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer opt.Close()
-	sg, err := NewStepGraph(be, dec, opt, Shape{Rows: s.batch.Rows(), Scored: len(s.rows), Obj: cal.CE, Backward: true}, cal.Defaults())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer sg.Close()
+	defer tr.Close()
 	h := DefaultAdamW()
 	h.LR = 1e-2
 	var first, last float64
+	b := s.trainBatch()
 	for step := 0; step < 80; step++ {
-		opt.ZeroGrad()
-		l, err := sg.Run(s.batch, s.rows, s.targets)
+		tr.ZeroGrad()
+		m, err := tr.Accumulate(b, 0)
 		if err != nil {
 			t.Fatal(err)
 		}
 		if step == 0 {
-			first = l
+			first = m.Loss
 		}
-		last = l
-		if _, err := opt.Update(h, 1, 1.0); err != nil {
+		last = m.Loss
+		if _, err := tr.Update(h, 1, 1.0); err != nil {
 			t.Fatal(err)
 		}
 	}

@@ -11,7 +11,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/calft/calft/internal/options"
 	"github.com/calft/calft/lora"
+	"github.com/calft/calft/train"
+	"github.com/spf13/pflag"
 )
 
 // trainArgs is a short run on the tiny model and data.
@@ -258,12 +261,10 @@ func TestShippedConfigsParse(t *testing.T) {
 		t.Fatalf("configs/ holds %d files, want the tiny, SmolVLM and LLaVA configs", len(files))
 	}
 	for _, f := range files {
-		cmd := newTrainCmd()
-		if err := cmd.Flags().Set("config", f); err != nil {
-			t.Fatal(err)
-		}
-		c, err := loadTrainConfig(cmd)
-		if err != nil {
+		c := train.Defaults()
+		fs := pflag.NewFlagSet("train", pflag.ContinueOnError)
+		options.Register(fs, &c)
+		if err := options.Load(fs, &c, f); err != nil {
 			t.Errorf("%s: %v", f, err)
 			continue
 		}

@@ -1,0 +1,70 @@
+package train
+
+import (
+	"github.com/calft/calft/bindings/ggml"
+	"github.com/calft/calft/cal"
+	"github.com/calft/calft/llava"
+)
+
+// Rows and scored rows are rounded up to these multiples, so that batches of similar
+// size share one built graph; at most maxGraphs are kept.
+const (
+	rowBucket    = 32
+	scoredBucket = 16
+	maxGraphs    = 6
+)
+
+func roundUp(n, m int) int { return (n + m - 1) / m * m }
+
+// graphCache keeps the few most recently used step graphs of a decoder.
+type graphCache struct {
+	be     *ggml.Backend
+	dec    *llava.Decoder
+	opt    *Optimizer // nil: forward-only graphs (scoring)
+	co     cal.Options
+	graphs map[Shape]*StepGraph
+	lru    []Shape
+}
+
+func newGraphCache(be *ggml.Backend, dec *llava.Decoder, opt *Optimizer, co cal.Options) *graphCache {
+	return &graphCache{be: be, dec: dec, opt: opt, co: co, graphs: map[Shape]*StepGraph{}}
+}
+
+// get returns the built graph of a shape, building it (and dropping the least recently
+// used one) when needed.
+func (c *graphCache) get(sh Shape) (*StepGraph, error) {
+	if g, ok := c.graphs[sh]; ok {
+		for i, s := range c.lru {
+			if s == sh {
+				c.lru = append(c.lru[:i], c.lru[i+1:]...)
+				break
+			}
+		}
+		c.lru = append(c.lru, sh)
+		return g, nil
+	}
+	if len(c.lru) >= maxGraphs {
+		old := c.lru[0]
+		c.lru = c.lru[1:]
+		c.graphs[old].Close()
+		delete(c.graphs, old)
+	}
+	opt := c.opt
+	if !sh.Backward {
+		opt = nil
+	}
+	g, err := NewStepGraph(c.be, c.dec, opt, sh, c.co)
+	if err != nil {
+		return nil, err
+	}
+	c.graphs[sh] = g
+	c.lru = append(c.lru, sh)
+	return g, nil
+}
+
+func (c *graphCache) close() {
+	for _, g := range c.graphs {
+		g.Close()
+	}
+	c.graphs = nil
+}

@@ -1,0 +1,312 @@
+package train
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/calft/calft/data"
+	"github.com/calft/calft/gguf"
+	"github.com/calft/calft/internal/fsutil"
+	"github.com/calft/calft/internal/options"
+	"github.com/calft/calft/internal/progress"
+	"github.com/calft/calft/lora"
+)
+
+// run is a training run in progress: what start sets up and Run's loop reads.
+type run struct {
+	c            Config
+	log          io.Writer
+	env          *Env
+	ds           *Dataset
+	tr           *Trainer
+	first, total int // steps: the first this process takes, and the run's total
+	metrics      *metricsFile
+	progress     *progress.Reporter
+	order        *epochOrder
+	sum          *Summary
+	digest       string // of the built samples, kept in checkpoints
+	began        time.Time
+	tokens       int // rows trained on by this process
+}
+
+// start checks the options, loads the model and the data, builds the trainer, restores
+// a checkpoint with --resume, and only then replaces an old run's files with
+// --overwrite: a run that cannot start leaves the folder as it was. A dry run prints
+// its samples and returns nil.
+func start(c Config, o Options) (*run, error) {
+	if err := c.Validate(); err != nil {
+		return nil, err
+	}
+	r := &run{c: c, log: o.Log, began: time.Now()}
+	if r.log == nil {
+		r.log = io.Discard
+	}
+	if !c.DryRun {
+		if err := checkOut(&c); err != nil {
+			return nil, err
+		}
+	}
+	ok := false
+	defer func() {
+		if !ok {
+			r.close()
+		}
+	}()
+	if err := r.load(); err != nil || c.DryRun {
+		return nil, err
+	}
+	if err := r.prepare(); err != nil {
+		return nil, err
+	}
+	ok = true
+	return r, nil
+}
+
+// load opens the files, builds the dataset (or, for a dry run, shows it) and the trainer.
+func (r *run) load() error {
+	c := &r.c
+	imageDir := c.ImageDir
+	if imageDir == "" {
+		imageDir = data.DefaultImageDir(c.Data)
+	}
+	var err error
+	if r.env, err = OpenEnv(EnvOptions{Model: c.Model, Mmproj: c.Mmproj, Template: c.Template, ImageDir: imageDir,
+		CacheDir: cacheDir(c.CacheDir), Threads: c.Threads, Backend: c.Backend, MaxRows: c.MaxRows}); err != nil {
+		return err
+	}
+	if r.ds, err = r.env.LoadDataset(c); err != nil {
+		return err
+	}
+	for _, e := range r.ds.Skipped {
+		fmt.Fprintf(r.log, "skipped: %v\n", e)
+	}
+	if c.DryRun {
+		return dryRun(r.log, r.env, r.ds, c)
+	}
+	s := Setup{Objective: c.objective(), CAL: c.Options, Dropout: c.Dropout, Seed: c.Seed,
+		LoRA:            lora.Config{Rank: c.Rank, Alpha: float32(c.Alpha), Targets: c.Targets},
+		BackwardWeights: c.BackwardWeights, NoImageWeights: c.NoImageWeights}
+	if c.InitAdapter != "" {
+		if s.Init, err = lora.Read(c.InitAdapter); err != nil {
+			return err
+		}
+		if s.Init.Arch != r.env.Model.HP.Arch {
+			return fmt.Errorf("--init-adapter %s is for %q, the model is %q", c.InitAdapter, s.Init.Arch, r.env.Model.HP.Arch)
+		}
+	}
+	r.tr, err = NewTrainer(r.env.Backend, r.env.Model, s)
+	if errors.Is(err, errInitAdapter) {
+		return fmt.Errorf("--init-adapter %s: %w", c.InitAdapter, err)
+	}
+	return err
+}
+
+// prepare restores a checkpoint or starts the run's folder afresh, opens the metrics,
+// and measures the validation loss before the first step.
+func (r *run) prepare() error {
+	c := &r.c
+	perStep := c.Batch * c.Accum
+	r.total = c.Steps
+	if r.total == 0 {
+		r.total = (c.Epochs*len(r.ds.Train) + perStep - 1) / perStep
+	}
+	r.digest = r.ds.digest()
+	r.order = &epochOrder{seed: c.Seed, n: len(r.ds.Train)}
+	r.sum = &Summary{Samples: len(r.ds.Train), ValSamples: len(r.ds.Val), Skipped: len(r.ds.Skipped)}
+	var err error
+	if c.Resume {
+		if r.first, err = resume(c, r.tr, r.total, r.digest); err != nil {
+			return err
+		}
+		r.sum.Resumed = r.first
+		fmt.Fprintf(r.log, "resuming at step %d of %d\n", r.first, r.total)
+	} else if err := replaceOut(c); err != nil {
+		return err
+	}
+	if r.metrics, err = openMetrics(c.Out, r.first); err != nil {
+		return err
+	}
+	fmt.Fprintln(r.log, r.tr)
+	if len(r.ds.Val) > 0 && r.first == 0 {
+		v, err := crossEntropy(r.env, r.tr, r.ds.Val)
+		if err != nil {
+			return err
+		}
+		r.sum.Val = append(r.sum.Val, ValPoint{0, v})
+		fmt.Fprintf(r.log, "validation loss before training: %.4f\n", v)
+	}
+	r.progress = progress.New(r.logWriter(), r.total, "training")
+	r.progress.Set(r.first, "")
+	return nil
+}
+
+// logWriter is where progress goes: nowhere for a quiet run.
+func (r *run) logWriter() io.Writer {
+	if r.log == io.Discard {
+		return nil
+	}
+	return r.log
+}
+
+// finish saves the last checkpoint, the adapter (and the merged model when asked) and
+// the summary.
+func (r *run) finish() (*Summary, error) {
+	r.progress.Finish()
+	c, sum := &r.c, r.sum
+	sum.Steps = r.total
+	sum.Seconds = time.Since(r.began).Seconds()
+	if sum.Seconds > 0 {
+		sum.TokensPerSec = float64(r.tokens) / sum.Seconds
+	}
+	if _, err := saveCheckpoint(c.Out, r.env.Model.HP.Arch, r.tr.Adapter, r.tr.Opt, r.state(r.total)); err != nil {
+		return nil, err
+	}
+	sum.Adapter = filepath.Join(c.Out, "adapter.gguf")
+	host := r.tr.Adapter.ToHost(r.env.Model.HP.Arch)
+	if err := host.Save(sum.Adapter, gguf.F32); err != nil {
+		return nil, err
+	}
+	if c.Merge {
+		sum.Merged = filepath.Join(c.Out, "merged.gguf")
+		if err := lora.Merge(c.Model, host, sum.Merged, lora.MergeOptions{KeepType: true}); err != nil {
+			return nil, err
+		}
+	}
+	js, _ := json.MarshalIndent(sum, "", "  ")
+	if err := fsutil.WriteFileAtomic(filepath.Join(c.Out, "summary.json"), js); err != nil {
+		return nil, err
+	}
+	return sum, nil
+}
+
+func (r *run) close() {
+	if r.metrics != nil {
+		r.metrics.Close()
+	}
+	if r.tr != nil {
+		r.tr.Close()
+	}
+	if r.env != nil {
+		r.env.Close()
+	}
+}
+
+// cacheDir is where image embeddings are kept: the option's folder, "none" for memory
+// only, or the user's cache folder so that later runs reuse them.
+func cacheDir(opt string) string {
+	switch opt {
+	case "none":
+		return ""
+	case "":
+		if d, err := os.UserCacheDir(); err == nil {
+			return filepath.Join(d, "calft", "embeddings")
+		}
+		return ""
+	}
+	return opt
+}
+
+// runFiles are the files a run writes into its folder.
+var runFiles = []string{checkpointsDir, "adapter.gguf", "metrics.jsonl", "summary.json", "merged.gguf", "config.json"}
+
+// checkOut refuses to start over a run's outputs unless told to, without changing
+// anything yet.
+func checkOut(c *Config) error {
+	has := func(name string) bool {
+		_, err := os.Stat(filepath.Join(c.Out, name))
+		return err == nil
+	}
+	existing := has(checkpointsDir) || has("adapter.gguf") || has("metrics.jsonl")
+	switch {
+	case c.Resume && !has(checkpointsDir):
+		return fmt.Errorf("%s holds no checkpoint to resume from; drop --resume to start a new run", c.Out)
+	case !c.Resume && existing && !c.Overwrite:
+		return fmt.Errorf("%s already holds a run (checkpoints, adapter or metrics); use --resume to continue it, --overwrite to replace it, or another --out", c.Out)
+	}
+	return nil
+}
+
+// replaceOut starts a new run's folder: an old run's files go (with --overwrite, which
+// checkOut required), and config.json records the options.
+func replaceOut(c *Config) error {
+	for _, n := range runFiles {
+		if err := os.RemoveAll(filepath.Join(c.Out, n)); err != nil {
+			return err
+		}
+	}
+	if err := os.MkdirAll(c.Out, 0o755); err != nil {
+		return err
+	}
+	js, err := json.MarshalIndent(c, "", "  ")
+	if err != nil {
+		return err
+	}
+	return fsutil.WriteFileAtomic(filepath.Join(c.Out, "config.json"), js)
+}
+
+// resume restores the newest checkpoint into the trainer and returns the step to
+// continue from. Every option must match the checkpoint's but those declared free to
+// change (threads, how often to save, …); files are compared as files.
+func resume(c *Config, tr *Trainer, total int, digest string) (int, error) {
+	dir, err := latestCheckpoint(c.Out)
+	if err != nil {
+		return 0, err
+	}
+	if dir == "" {
+		return 0, fmt.Errorf("%s: no complete checkpoint to resume from", c.Out)
+	}
+	st, h, m, v, err := loadCheckpoint(dir)
+	if err != nil {
+		return 0, err
+	}
+	for _, o := range []*string{&st.Config.BackwardWeights, &st.Config.NoImageWeights} {
+		if *o == "" { // a checkpoint from before these options
+			*o = "auto"
+		}
+	}
+	if diffs := options.Diff(&st.Config, c); len(diffs) > 0 {
+		return 0, fmt.Errorf("cannot resume %s with a different configuration:\n  %s", dir, strings.Join(diffs, "\n  "))
+	}
+	if st.Total != total {
+		return 0, fmt.Errorf("cannot resume %s: it was a run of %d steps, this one has %d (did the data change?)", dir, st.Total, total)
+	}
+	if st.DataDigest != digest {
+		return 0, fmt.Errorf("cannot resume %s: the training samples differ from the checkpoint's (the data, images or template changed)", dir)
+	}
+	if err := tr.Adapter.FromHost(h); err != nil {
+		return 0, fmt.Errorf("checkpoint %s: %w", dir, err)
+	}
+	if err := tr.Opt.SetMoments(m, v); err != nil {
+		return 0, fmt.Errorf("checkpoint %s: %w", dir, err)
+	}
+	tr.Opt.Step = st.OptStep
+	return st.Step, nil
+}
+
+func dryRun(w io.Writer, env *Env, ds *Dataset, c *Config) error {
+	rows, targets, images := 0, 0, 0
+	for _, s := range ds.Train {
+		rows += len(s.Rows)
+		targets += s.NTargets()
+		images += len(s.Images)
+	}
+	fmt.Fprintf(w, "dataset %s: %d training samples, %d validation, %d skipped; %d rows, %d supervised tokens, %d images\n",
+		c.Data, len(ds.Train), len(ds.Val), len(ds.Skipped), rows, targets, images)
+	fmt.Fprintf(w, "supervised tokens are shown in [[ ]]\n\n")
+	for i, s := range ds.Train {
+		if i == 2 {
+			break
+		}
+		if err := Inspect(w, env, s); err != nil {
+			return err
+		}
+		fmt.Fprintln(w)
+	}
+	return nil
+}

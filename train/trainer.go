@@ -1,0 +1,183 @@
+package train
+
+import (
+	"errors"
+	"fmt"
+
+	"github.com/calft/calft/bindings/ggml"
+	"github.com/calft/calft/cal"
+	"github.com/calft/calft/llava"
+	"github.com/calft/calft/lora"
+)
+
+// Setup says what a Trainer trains: the adapter, the objective, and the frozen weights'
+// copies that make a step faster.
+type Setup struct {
+	Objective cal.Objective
+	CAL       cal.Options
+	LoRA      lora.Config
+	Dropout   float64
+	Seed      uint64 // the adapter's initial values and the dropout masks
+	// Init, when set, is the adapter's starting point (same rank, alpha and targets);
+	// nil initialises as PEFT does (A random, B zero).
+	Init *lora.HostAdapter
+	// BackwardWeights and NoImageWeights choose the copies (see NewFastWeights); ""
+	// is "auto".
+	BackwardWeights, NoImageWeights string
+}
+
+// errInitAdapter marks an initial adapter (Setup.Init) that does not fit the run.
+var errInitAdapter = errors.New("the initial adapter does not fit this run's rank, alpha and targets")
+
+// Trainer is everything a training run computes with, on one backend: the frozen model,
+// the LoRA adapter with its gradient accumulators and AdamW state, the weight copies,
+// and the built step graphs. A step is ZeroGrad, Accumulate for each micro-batch, then
+// Update.
+type Trainer struct {
+	Backend *ggml.Backend
+	Model   *llava.Model
+	Adapter *lora.Adapter
+	Opt     *Optimizer
+	Fast    *FastWeights
+	Setup   Setup
+
+	graphs *graphCache
+}
+
+// NewTrainer builds a trainer for model m on backend be.
+func NewTrainer(be *ggml.Backend, m *llava.Model, s Setup) (*Trainer, error) {
+	t := &Trainer{Backend: be, Model: m, Setup: s}
+	ok := false
+	defer func() {
+		if !ok {
+			t.Close()
+		}
+	}()
+	var err error
+	if t.Adapter, err = lora.New(be, &m.W, s.LoRA); err != nil {
+		return nil, err
+	}
+	t.Adapter.InitStandard(s.Seed)
+	if s.Init != nil {
+		if err := t.Adapter.FromHost(s.Init); err != nil {
+			return nil, fmt.Errorf("%w: %v", errInitAdapter, err)
+		}
+	}
+	if err := t.Adapter.EnableDropout(be, float32(s.Dropout), s.Seed); err != nil {
+		return nil, err
+	}
+	params := t.Adapter.Params()
+	for _, p := range params {
+		p.SetParam()
+	}
+	if t.Opt, err = NewOptimizer(be, params); err != nil {
+		return nil, err
+	}
+	if t.Fast, err = NewFastWeights(be, m, orAuto(s.BackwardWeights), orAuto(s.NoImageWeights), s.Objective == cal.CAL); err != nil {
+		return nil, err
+	}
+	dec := &llava.Decoder{HP: m.HP, W: &m.W, Adapter: t.Adapter}
+	t.Fast.Apply(dec)
+	t.graphs = newGraphCache(be, dec, t.Opt, s.CAL)
+	ok = true
+	return t, nil
+}
+
+func orAuto(s string) string {
+	if s == "" {
+		return "auto"
+	}
+	return s
+}
+
+// Close frees everything the trainer made (not the model).
+func (t *Trainer) Close() {
+	if t.graphs != nil {
+		t.graphs.close()
+	}
+	if t.Fast != nil {
+		t.Fast.Close()
+	}
+	if t.Opt != nil {
+		t.Opt.Close()
+	}
+	if t.Adapter != nil {
+		t.Adapter.Close()
+	}
+}
+
+// Batch is one packed micro-batch: its sequences, the rows whose logits are scored and
+// the tokens they predict, and how many rows are real (not padding).
+type Batch struct {
+	Seqs    *llava.Batch
+	Rows    []int32
+	Targets []cal.Target
+	Real    int
+}
+
+// Micro is what one micro-batch's forward pass measured.
+type Micro struct {
+	Loss    float64
+	Weights []float32 // the CAL weight of every scored row (1 for ce)
+}
+
+// Shape is the graph shape of a batch: rows and scored rows rounded up so that similar
+// batches share a graph, and for CAL the rows of the shared image-absent pass.
+func (t *Trainer) Shape(b *Batch, obj cal.Objective, backward bool) Shape {
+	sh := Shape{Rows: b.Seqs.Rows(), Scored: roundUp(max(len(b.Rows), 1), scoredBucket), Obj: obj, Backward: backward}
+	if obj == cal.CAL && !(backward && t.Setup.Dropout > 0) {
+		// The shared image-absent pass reuses the training pass's unchanged rows, which
+		// carry its dropout masks; with dropout, the separate dropout-free pass is used.
+		sh.Hidden, sh.Kept = HiddenFor(b.Seqs), KeptFor(b.Seqs)
+	}
+	return sh
+}
+
+// Graph returns the built step graph of a shape (built on first use).
+func (t *Trainer) Graph(sh Shape) (*StepGraph, error) { return t.graphs.get(sh) }
+
+// ZeroGrad clears the gradient accumulators before a step's micro-batches.
+func (t *Trainer) ZeroGrad() { t.Opt.ZeroGrad() }
+
+// Accumulate runs forward and backward over one micro-batch, adding its LoRA gradients
+// into the accumulators. dropSeed draws the micro-batch's LoRA dropout masks.
+func (t *Trainer) Accumulate(b *Batch, dropSeed uint64) (Micro, error) {
+	g, err := t.Graph(t.Shape(b, t.Setup.Objective, true))
+	if err != nil {
+		return Micro{}, err
+	}
+	g.SetDropoutSeed(dropSeed)
+	l, err := g.Run(b.Seqs, b.Rows, b.Targets)
+	if err != nil {
+		return Micro{}, err
+	}
+	return Micro{Loss: l, Weights: g.Loss.Weight.F32()[:len(b.Targets)]}, nil
+}
+
+// Update applies one AdamW step with the accumulated gradients of nMicro micro-batches,
+// their global norm clipped to clip (≤ 0: no clipping). It returns the norm before
+// clipping, and an error without updating when it is not finite.
+func (t *Trainer) Update(h AdamW, nMicro int, clip float64) (float64, error) {
+	return t.Opt.Update(h, nMicro, clip)
+}
+
+// CrossEntropy is the cross-entropy of each scored row of a batch, with the adapter as
+// it is and no gradient: the validation measure, the same for either objective.
+func (t *Trainer) CrossEntropy(b *Batch) ([]float32, error) {
+	if len(b.Rows) == 0 {
+		return nil, nil
+	}
+	g, err := t.Graph(t.Shape(b, cal.CE, false))
+	if err != nil {
+		return nil, err
+	}
+	if _, err := g.Run(b.Seqs, b.Rows, b.Targets); err != nil {
+		return nil, err
+	}
+	return g.Loss.CE.F32()[:len(b.Targets)], nil
+}
+
+// String says which weight copies the trainer keeps and their memory.
+func (t *Trainer) String() string {
+	return fmt.Sprintf("%s; LoRA rank %d on %d matrices (%d parameters)", t.Fast, t.Adapter.Rank, len(t.Adapter.Pairs), t.Adapter.NumParams())
+}

@@ -15,11 +15,11 @@ type Config struct {
 	EnvConfig   `mapstructure:",squash"`
 	cal.Options `mapstructure:",squash"`
 
-	Data    string  `mapstructure:"data" json:"data" resume:"file" help:"training data: LLaVA JSON array or JSONL of {id, image, conversations} (required)"`
-	ValData string  `mapstructure:"val-data" json:"val_data" resume:"file" help:"validation data in the same format"`
+	Data     string  `mapstructure:"data" json:"data" resume:"file" help:"training data: LLaVA JSON array or JSONL of {id, image, conversations} (required)"`
+	ValData  string  `mapstructure:"val-data" json:"val_data" resume:"file" help:"validation data in the same format"`
 	ValSplit float64 `mapstructure:"val-split" json:"val_split" help:"fraction of the training data held out for validation when --val-data is not given"`
-	Out     string  `mapstructure:"out" json:"out" resume:"free" help:"run folder: checkpoints, metrics.jsonl, adapter.gguf (required)"`
-	OnError string  `mapstructure:"on-error" json:"on_error" help:"bad samples: fail, or skip them with a report"`
+	Out      string  `mapstructure:"out" json:"out" resume:"free" help:"run folder: checkpoints, metrics.jsonl, adapter.gguf (required)"`
+	OnError  string  `mapstructure:"on-error" json:"on_error" help:"bad samples: fail, or skip them with a report"`
 
 	Objective string `mapstructure:"objective" json:"objective" help:"loss: cal (Contrastive ALignment) or ce (plain cross-entropy)"`
 

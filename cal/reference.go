@@ -131,23 +131,6 @@ func RefLoss(results []RefResult) float64 {
 	return num / den
 }
 
-// RefMeanCE is the plain mean cross-entropy over supervised rows, the `ce` objective.
-func RefMeanCE(rows [][]RefRow) float64 {
-	sum, n := 0.0, 0
-	for _, seq := range rows {
-		for _, row := range seq {
-			if row.Supervised {
-				sum += logSumExp(row.LogitsImg) - row.LogitsImg[row.Target]
-				n++
-			}
-		}
-	}
-	if n == 0 {
-		return 0
-	}
-	return sum / float64(n)
-}
-
 func logSumExp(x []float64) float64 {
 	m := math.Inf(-1)
 	for _, v := range x {

@@ -185,15 +185,6 @@ func integerAt(data any, i int) (int64, bool) {
 	return 0, false
 }
 
-// optional wraps a getter for keys llama.cpp treats as optional: a missing
-// key gives def, a present key of the wrong type is still an error.
-func optional[T any](f *File, key string, def T, get func(string) (T, error)) (T, error) {
-	if !f.Has(key) {
-		return def, nil
-	}
-	return get(key)
-}
-
 // Uint32OrArray mirrors llama.cpp's get_key_or_arr for per-layer counts
 // (head counts, feed-forward length): the key holds either one u32 used for
 // all n layers, or an array of exactly n u32/i32 values. Any other element

@@ -89,24 +89,6 @@ func (w *Weights) Matrices() []Matrix {
 	return append(out, Matrix{Name: "output.weight", T: &w.Output})
 }
 
-// each calls fn for every tensor of the weights that is present (the output layer of
-// a tied model is visited once, as token_embd).
-func (w *Weights) each(hp *arch.HParams, fn func(s arch.Spec, t ggml.Tensor) error) error {
-	for _, s := range w.Arch.Specs(hp) {
-		p, err := w.slot(s)
-		if err != nil {
-			return err
-		}
-		if p.Nil() || (s.Name == "output.weight" && hp.Tied) {
-			continue
-		}
-		if err := fn(s, *p); err != nil {
-			return err
-		}
-	}
-	return nil
-}
-
 // CheckFields reports a tensor of the weights' architecture that has no field (a test
 // of the description against the decoder).
 func CheckFields(w *Weights, hp *arch.HParams) error {

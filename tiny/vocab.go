@@ -132,9 +132,6 @@ func wordPieces() []string {
 	return pieces
 }
 
-// VocabWords returns the words that are single tokens.
-func VocabWords() []string { return slices.Clone(vocabWords) }
-
 // CheckText reports words of text that are not single tokens of the
 // vocabulary (they would still tokenize, as letters or bytes). Words are
 // split on spaces and the punctuation in singleChars.

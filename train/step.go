@@ -122,12 +122,31 @@ func NewStepGraph(be *ggml.Backend, dec *llava.Decoder, opt *Optimizer, sh Shape
 		// gets memory of its own, which no earlier node of the graph can overwrite.
 		s.g.GradAcc(s.Loss.Value).SetInput()
 	}
+	if err := s.rewrite(be, dec); err != nil {
+		cleanup()
+		return nil, err
+	}
+	if err := s.det.Alloc(be); err != nil {
+		cleanup()
+		return nil, err
+	}
+	s.alloc = be.NewAllocator()
+	if err := s.alloc.Alloc(s.g); err != nil {
+		s.alloc.Close()
+		cleanup()
+		return nil, err
+	}
+	return s, nil
+}
+
+// rewrite runs ggml.Graph.RewriteOutProds over the built graph, keeping each node's
+// phase (an inserted node takes its reader's), and checks that no backward product
+// through a frozen weight with a transposed copy was left to out_prod.
+func (s *StepGraph) rewrite(be *ggml.Backend, dec *llava.Decoder) error {
 	var transposed map[ggml.Tensor]ggml.Tensor
 	if dec.Transposed != nil {
 		transposed = dec.Transposed.Of
 	}
-	// The rewrite inserts nodes (each just before the node that reads it) and removes
-	// some views: each node keeps its phase, an inserted one takes its reader's.
 	phase := map[ggml.Tensor]int{}
 	for i := 0; i < s.g.NNodes(); i++ {
 		phase[s.g.Node(i)] = 0
@@ -138,11 +157,8 @@ func NewStepGraph(be *ggml.Backend, dec *llava.Decoder, opt *Optimizer, sh Shape
 		}
 	}
 	s.Rewritten = s.g.RewriteOutProds(s.ctx, transposed, be.IsCPU())
-	if sh.Backward {
-		if left := FrozenOutProds(s.g, transposed); left > 0 {
-			cleanup()
-			return nil, fmt.Errorf("%d backward products through frozen weights were left to out_prod although transposed copies exist (a rewrite that no longer matches ggml's autodiff)", left)
-		}
+	if left := FrozenOutProds(s.g, transposed); s.Shape.Backward && left > 0 {
+		return fmt.Errorf("%d backward products through frozen weights were left to out_prod although transposed copies exist (a rewrite that no longer matches ggml's autodiff)", left)
 	}
 	n := s.g.NNodes()
 	s.Phases = [2]int{n, n}
@@ -158,17 +174,7 @@ func NewStepGraph(be *ggml.Backend, dec *llava.Decoder, opt *Optimizer, sh Shape
 			s.Phases[1] = i
 		}
 	}
-	if err := s.det.Alloc(be); err != nil {
-		cleanup()
-		return nil, err
-	}
-	s.alloc = be.NewAllocator()
-	if err := s.alloc.Alloc(s.g); err != nil {
-		s.alloc.Close()
-		cleanup()
-		return nil, err
-	}
-	return s, nil
+	return nil
 }
 
 // FrozenOutProds counts the OUT_PROD nodes of g that read a frozen weight which has a

@@ -24,9 +24,6 @@ var (
 	lastLevel atomic.Int32
 )
 
-// SetLogLevel sets the lowest ggml message level printed to stderr (default: LogError).
-func SetLogLevel(level int) { minLevel.Store(int32(level)) }
-
 func init() {
 	minLevel.Store(int32(LogError))
 	if os.Getenv("CALFT_LOG") == "debug" {

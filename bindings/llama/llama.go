@@ -40,9 +40,3 @@ func initBackend() {
 		C.llama_backend_init()
 	})
 }
-
-// SystemInfo returns llama.cpp's description of the CPU features it was built with.
-func SystemInfo() string {
-	initBackend()
-	return C.GoString(C.llama_print_system_info())
-}

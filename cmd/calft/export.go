@@ -5,10 +5,10 @@ import (
 	"os"
 	"strings"
 
-	"github.com/schollz/progressbar/v3"
 	"github.com/spf13/cobra"
 
 	"github.com/calft/calft/gguf"
+	"github.com/calft/calft/internal/progress"
 	"github.com/calft/calft/lora"
 )
 
@@ -61,17 +61,17 @@ tensors are copied unchanged. By default each merged tensor keeps the base tenso
 			default:
 				return usageError{fmt.Errorf("--type %q: use f32, f16 or q8_0", typ)}
 			}
-			bar := progressbar.NewOptions(-1, progressbar.OptionSetDescription("merging"),
-				progressbar.OptionSetWriter(cmd.ErrOrStderr()), progressbar.OptionShowCount(),
-				progressbar.OptionClearOnFinish())
+			var bar *progress.Reporter
 			opt.Progress = func(done, total int) {
-				bar.ChangeMax(total)
-				_ = bar.Set(done)
+				if bar == nil {
+					bar = progress.New(cmd.ErrOrStderr(), total, "merging")
+				}
+				bar.Set(done, "tensors")
 			}
 			if err := lora.Merge(model, ad, out, opt); err != nil {
 				return err
 			}
-			_ = bar.Finish()
+			bar.Finish()
 			fmt.Fprintf(cmd.OutOrStdout(), "wrote %s (%d tensors updated)\n", out, len(ad.Pairs))
 			return nil
 		},

@@ -59,6 +59,12 @@ func TestTrainBothObjectivesLearnAndLoad(t *testing.T) {
 			if !strings.Contains(msg, "bf16 transposed copies") || (obj == "cal") != strings.Contains(msg, "q8_0 copies") {
 				t.Errorf("the log does not say which weight copies the run keeps:\n%s", msg)
 			}
+			if strings.Contains(msg, "\r") {
+				t.Errorf("with stderr not a terminal, the log holds carriage returns (a progress bar's frames)")
+			}
+			if !strings.Contains(msg, "training: 40/40") {
+				t.Errorf("the log has no plain progress line:\n%s", msg)
+			}
 			s := readSummary(t, out)
 			first, last := s.Val[0].Loss, s.Val[len(s.Val)-1].Loss
 			t.Logf("%s: validation loss %.4f → %.4f over %d steps", obj, first, last, s.Steps)
@@ -271,6 +277,35 @@ func TestShippedConfigsParse(t *testing.T) {
 		c.Out, c.Data = "x", "y" // given on the command line for the model configs
 		if err := c.Validate(); err != nil {
 			t.Errorf("%s: %v", f, err)
+		}
+	}
+}
+
+// TestInvalidCALOptions checks that train and score refuse CAL options that give no
+// usable weights, with the same flag names, before doing anything.
+func TestInvalidCALOptions(t *testing.T) {
+	d := tinyDir(t)
+	files := []string{"--model", filepath.Join(d, "base.gguf"), "--mmproj", filepath.Join(d, "mmproj.gguf"), "--data", filepath.Join(d, "data.json")}
+	for _, c := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"--cal-window", "4"}, "--cal-window must be a positive odd number"},
+		{[]string{"--cal-window", "0"}, "--cal-window must be a positive odd number"},
+		{[]string{"--cal-lo", "3", "--cal-hi", "1"}, "--cal-lo 3 is above --cal-hi 1"},
+		{[]string{"--cal-lo", "-1"}, "--cal-lo -1 is negative"},
+		{[]string{"--cal-hi", "0", "--cal-lo", "0"}, "--cal-hi 0 must be above 0"},
+	} {
+		for _, cmd := range []string{"train", "score"} {
+			out := filepath.Join(t.TempDir(), "out")
+			args := append(append([]string{cmd}, files...), append([]string{"--out", out}, c.args...)...)
+			msg, code := run(t, args...)
+			if code != 1 || !strings.Contains(msg, c.want) {
+				t.Errorf("%s %v: exit %d, want 1 with %q:\n%s", cmd, c.args, code, c.want, msg)
+			}
+			if _, err := os.Stat(out); err == nil {
+				t.Errorf("%s %v wrote %s before refusing", cmd, c.args, out)
+			}
 		}
 	}
 }

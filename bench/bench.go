@@ -113,7 +113,7 @@ func Run(o Options) (*Result, error) {
 	defer m.Close()
 	tr, err := train.NewTrainer(be, m, train.Setup{Objective: obj, CAL: cal.Defaults(), Seed: 1,
 		LoRA:            lora.Config{Rank: o.Rank, Alpha: float32(2 * o.Rank)},
-		BackwardWeights: o.BackwardWeights, NoImageWeights: o.NoImageWeights})
+		BackwardWeights: o.BackwardWeights, NoImageWeights: o.NoImageWeights, ExactShapes: true})
 	if err != nil {
 		return nil, err
 	}

@@ -24,6 +24,10 @@ type Setup struct {
 	// BackwardWeights and NoImageWeights choose the copies (see NewFastWeights); ""
 	// is "auto".
 	BackwardWeights, NoImageWeights string
+	// ExactShapes builds each graph for its batch's exact number of scored rows (a
+	// benchmark's one fixed batch); otherwise that number is rounded up, so that batches
+	// of similar size share a graph.
+	ExactShapes bool
 }
 
 // errInitAdapter marks an initial adapter (Setup.Init) that does not fit the run.
@@ -125,6 +129,9 @@ type Micro struct {
 // batches share a graph, and for CAL the rows of the shared image-absent pass.
 func (t *Trainer) Shape(b *Batch, obj cal.Objective, backward bool) Shape {
 	sh := Shape{Rows: b.Seqs.Rows(), Scored: roundUp(max(len(b.Rows), 1), scoredBucket), Obj: obj, Backward: backward}
+	if t.Setup.ExactShapes {
+		sh.Scored = max(len(b.Rows), 1)
+	}
 	if obj == cal.CAL && !(backward && t.Setup.Dropout > 0) {
 		// The shared image-absent pass reuses the training pass's unchanged rows, which
 		// carry its dropout masks; with dropout, the separate dropout-free pass is used.

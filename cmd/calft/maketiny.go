@@ -16,9 +16,10 @@ func newMakeTinyCmd() *cobra.Command {
 	var out string
 	var seed int64
 	var samples int
-	var tied bool
+	var tied, biases bool
+	var family, ropeScaling string
 	cmd := &cobra.Command{
-		Use:   "make-tiny --out DIR [--seed N]",
+		Use:   "make-tiny --out DIR [--seed N] [--family llama|llama3|qwen2]",
 		Short: "Write a tiny synthetic VLM (base.gguf, mmproj.gguf) and a small dataset",
 		Long: `make-tiny writes a tiny, randomly initialised vision-language model that llama.cpp loads:
 base.gguf (llama architecture, F32, SentencePiece vocabulary with byte tokens, ChatML
@@ -29,7 +30,17 @@ LLaVA conversation format. The same seed gives the same bytes.`,
 			if out == "" {
 				return usageError{fmt.Errorf("make-tiny needs --out DIR")}
 			}
-			if err := tiny.GenerateWith(out, tiny.Options{Seed: seed, TiedOutput: tied, Samples: samples}); err != nil {
+			o := tiny.Options{Seed: seed, TiedOutput: tied, Samples: samples, Biases: biases, RopeScaling: ropeScaling}
+			switch family {
+			case "llama":
+			case "llama3":
+				o.RopeFreqs = true
+			case "qwen2":
+				o.Arch = tiny.ArchQwen2
+			default:
+				return usageError{fmt.Errorf("--family %q: use llama, llama3 or qwen2", family)}
+			}
+			if err := tiny.GenerateWith(out, o); err != nil {
 				return err
 			}
 			for _, name := range []string{tiny.BaseFile, tiny.MmprojFile, "data.json"} {
@@ -49,5 +60,8 @@ LLaVA conversation format. The same seed gives the same bytes.`,
 	f.Int64Var(&seed, "seed", 1, "random seed of the weights and the dataset")
 	f.IntVar(&samples, "samples", 0, "dataset size (0: 24, the last two text-only)")
 	f.BoolVar(&tied, "tied", false, "tie the output layer to the token embeddings")
+	f.StringVar(&family, "family", "llama", "text model: llama, llama3 (Llama 3.x RoPE frequency factors, rope_freqs.weight) or qwen2")
+	f.BoolVar(&biases, "biases", false, "add the optional biases the architecture allows (llama: q/k/v, attention output, feed-forward; qwen2: output)")
+	f.StringVar(&ropeScaling, "rope-scaling", "", "write rope.scaling keys: linear or yarn (factor 4)")
 	return cmd
 }

@@ -80,4 +80,3 @@ func crossEntropy(e *Env, t *Trainer, samples []*data.Sample) (float64, error) {
 	}
 	return sum / float64(n), nil
 }
-

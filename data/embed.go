@@ -170,6 +170,9 @@ func readEmbedding(path string) ([]float32, error) {
 	out := make([]float32, n)
 	for i := range out {
 		out[i] = math.Float32frombits(binary.LittleEndian.Uint32(buf[h+4*i:]))
+		if math.IsNaN(float64(out[i])) || math.IsInf(float64(out[i]), 0) {
+			return nil, fmt.Errorf("%s: damaged embedding (value %d is %v)", path, i, out[i])
+		}
 	}
 	return out, nil
 }

@@ -8,9 +8,11 @@ import (
 	"bufio"
 	"bytes"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
+	"reflect"
 	"strings"
 )
 
@@ -72,11 +74,21 @@ func Load(path string) ([]Record, error) {
 	if err != nil {
 		return nil, fmt.Errorf("dataset %w", err)
 	}
+	// A UTF-8 byte-order mark, as some editors write, is not part of the JSON.
+	raw = bytes.TrimPrefix(raw, []byte("\xef\xbb\xbf"))
 	trimmed := bytes.TrimSpace(raw)
 	var recs []rawRecord
 	if len(trimmed) > 0 && trimmed[0] == '[' {
-		if err := json.Unmarshal(trimmed, &recs); err != nil {
+		var elems []json.RawMessage
+		if err := json.Unmarshal(trimmed, &elems); err != nil {
 			return nil, fmt.Errorf("%s: not a valid LLaVA JSON array: %v", path, err)
+		}
+		for i, e := range elems {
+			r, err := decodeRecord(e)
+			if err != nil {
+				return nil, fmt.Errorf("%s: record %d: %v", path, i+1, err)
+			}
+			recs = append(recs, r)
 		}
 	} else {
 		sc := bufio.NewScanner(bytes.NewReader(raw))
@@ -88,9 +100,9 @@ func Load(path string) ([]Record, error) {
 			if len(l) == 0 {
 				continue
 			}
-			var r rawRecord
-			if err := json.Unmarshal(l, &r); err != nil {
-				return nil, fmt.Errorf("%s:%d: not a JSON record: %v", path, line, err)
+			r, err := decodeRecord(l)
+			if err != nil {
+				return nil, fmt.Errorf("%s:%d: %v", path, line, err)
 			}
 			recs = append(recs, r)
 		}
@@ -110,6 +122,46 @@ func Load(path string) ([]Record, error) {
 		out = append(out, r)
 	}
 	return out, nil
+}
+
+// decodeRecord reads one record, with messages in the dataset's terms rather than Go's.
+func decodeRecord(raw []byte) (rawRecord, error) {
+	var r rawRecord
+	raw = bytes.TrimSpace(raw)
+	if len(raw) == 0 || raw[0] != '{' {
+		return r, fmt.Errorf("a record must be a JSON object {\"id\", \"image\", \"conversations\"}, not %s", jsonKind(raw))
+	}
+	err := json.Unmarshal(raw, &r)
+	var te *json.UnmarshalTypeError
+	switch {
+	case errors.As(err, &te):
+		want := map[reflect.Kind]string{reflect.String: "text", reflect.Slice: "a list", reflect.Struct: "an object"}[te.Type.Kind()]
+		if want == "" {
+			want = te.Type.String()
+		}
+		return r, fmt.Errorf("%q must be %s, not a %s", te.Field, want, te.Value)
+	case err != nil:
+		return r, fmt.Errorf("not a valid JSON record: %v", err)
+	}
+	return r, nil
+}
+
+// jsonKind names the kind of a JSON value from its first byte.
+func jsonKind(raw []byte) string {
+	if len(raw) == 0 {
+		return "nothing"
+	}
+	switch raw[0] {
+	case '"':
+		return "a string"
+	case '[':
+		return "a list"
+	case 't', 'f':
+		return "a boolean"
+	case 'n':
+		return "null"
+	}
+	return "a number"
 }
 
 // DefaultImageDir is the folder image paths are relative to when none is given: the
@@ -161,6 +213,9 @@ func Check(rec *Record, imageDir string) []Problem {
 			add("turn %d is from %q; use human or gpt", i+1, t.From)
 			continue
 		}
+		if strings.ContainsRune(t.Value, 0) {
+			add("turn %d contains a NUL character (\\u0000), which would cut the text there; remove it", i+1)
+		}
 		if r == "assistant" {
 			answers++
 			if strings.TrimSpace(t.Value) == "" {
@@ -176,16 +231,20 @@ func Check(rec *Record, imageDir string) []Problem {
 	if answers == 0 {
 		add("no gpt turn: nothing to learn from")
 	}
-	if markers != len(rec.Images) {
-		add("%d %s placeholder(s) for %d image(s)", markers, ImagePlaceholder, len(rec.Images))
-	}
 	for _, im := range rec.Images {
+		if strings.TrimSpace(im) == "" {
+			add("an image path is empty; give the image's file, or drop \"image\" for a text-only sample")
+			continue
+		}
 		p := ImagePath(imageDir, im)
 		if st, err := os.Stat(p); err != nil {
 			add("image %s: %v", p, err)
 		} else if st.IsDir() {
 			add("image %s is a folder", p)
 		}
+	}
+	if markers != len(rec.Images) {
+		add("%d %s placeholder(s) for %d image(s)", markers, ImagePlaceholder, len(rec.Images))
 	}
 	return ps
 }

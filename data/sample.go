@@ -65,12 +65,47 @@ type Builder struct {
 	Template string        // chat template text or a llama.cpp template name
 	MaxRows  int           // longest sample allowed (the context size); 0: no limit
 	ImageDir string
+
+	specials []string // texts of the vocabulary's control tokens, found on first use
+}
+
+// controlTexts lists the texts of the tokens the tokenizer reads as control tokens when
+// it parses the templated conversation ("<|im_end|>", "</s>", …).
+func (b *Builder) controlTexts() []string {
+	if b.specials == nil {
+		b.specials = []string{}
+		for t := 0; t < b.Vocab.NVocab(); t++ {
+			if b.Vocab.TokenAttr(int32(t))&(llama.AttrControl|llama.AttrUnknown) != 0 {
+				if txt := b.Vocab.TokenText(int32(t)); txt != "" {
+					b.specials = append(b.specials, txt)
+				}
+			}
+		}
+	}
+	return b.specials
+}
+
+// checkControlText refuses turns that hold a control token's text: the template's
+// output is tokenized with control tokens parsed, so the text would become the token
+// (an answer "<|im_end|> …" would end the turn), not be learned as written.
+func (b *Builder) checkControlText(rec *Record) error {
+	for i, t := range rec.Conversations {
+		for _, sp := range b.controlTexts() {
+			if strings.Contains(t.Value, sp) {
+				return Problem{rec.ID, fmt.Sprintf("turn %d contains %q, the text of one of the model's control tokens; the tokenizer would read it as that token, not as text: remove or rewrite it", i+1, sp)}
+			}
+		}
+	}
+	return nil
 }
 
 // Build templates, tokenizes and masks one record. Errors name the sample.
 func (b *Builder) Build(rec *Record) (*Sample, error) {
 	if ps := Check(rec, b.ImageDir); len(ps) > 0 {
 		return nil, ps[0]
+	}
+	if err := b.checkControlText(rec); err != nil {
+		return nil, err
 	}
 	fail := func(format string, args ...any) error {
 		return Problem{rec.ID, fmt.Sprintf(format, args...)}

@@ -13,6 +13,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/calft/calft/bindings/ggml"
 	"github.com/calft/calft/imageio"
 	"github.com/calft/calft/infer"
 	"github.com/calft/calft/tiny"
@@ -33,6 +34,20 @@ type Options struct {
 	Batch     int
 	LR        float64
 	Rank      int
+}
+
+// validate refuses sizes the demo cannot run with.
+func (o *Options) validate() error {
+	switch {
+	case o.Seeds < 1 || o.TrainN < 8 || o.HeldN < 1 || o.Batch < 1 || o.Rank < 1 || o.WarmSteps < 0 || o.Steps < 1:
+		return fmt.Errorf("demo: seeds, steps, batch and rank must be at least 1, training samples at least 8, warm-up steps not negative (got %d seeds, %d steps, batch %d, rank %d, %d samples, %d warm-up)",
+			o.Seeds, o.Steps, o.Batch, o.Rank, o.TrainN, o.WarmSteps)
+	case !(o.Noise >= 0 && o.Noise < 1):
+		return fmt.Errorf("demo: --noise %v is the fraction of captions with a wrong colour: use a number in [0, 1)", o.Noise)
+	case !(o.LR > 0) || math.IsInf(o.LR, 0):
+		return fmt.Errorf("demo: --lr %v must be a positive number", o.LR)
+	}
+	return ggml.CheckThreads(o.Threads)
 }
 
 // DefaultOptions are the full demo (≈ minutes on 2 cores) or the quick one.
@@ -77,6 +92,9 @@ func Run(ctx context.Context, o Options, log io.Writer) (*Report, error) {
 	began := time.Now()
 	if log == nil {
 		log = io.Discard
+	}
+	if err := o.validate(); err != nil {
+		return nil, err
 	}
 	if err := os.MkdirAll(o.Out, 0o755); err != nil {
 		return nil, err

@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+
+	"github.com/calft/calft/internal/fsutil"
 )
 
 // atomicFile is a temporary file in the destination's directory that
@@ -19,7 +21,8 @@ func createAtomic(dest string) (*atomicFile, error) {
 	if dir == "" {
 		dir = "."
 	}
-	tmp, err := os.CreateTemp(dir, "."+base+".tmp-*")
+	fsutil.SweepTemps(dir, base) // left by a writer that was killed
+	tmp, err := os.CreateTemp(dir, fsutil.TempPattern(base))
 	if err != nil {
 		return nil, fmt.Errorf("%s: cannot create a temporary file next to it: %w", dest, err)
 	}

@@ -10,14 +10,13 @@ import (
 	"runtime"
 	"strings"
 
+	"github.com/calft/calft/bindings/ggml"
 	"github.com/calft/calft/bindings/llama"
 	"github.com/calft/calft/bindings/mtmd"
 	"github.com/calft/calft/gguf/check"
 	"github.com/calft/calft/imageio"
+	"github.com/calft/calft/lora"
 )
-
-// DefaultN is the generation limit used when Options.N is 0.
-const DefaultN = 128
 
 // Options describes one generation.
 type Options struct {
@@ -27,7 +26,7 @@ type Options struct {
 	Lora      string  // LoRA adapter GGUF; optional
 	LoraScale float32 // adapter scale; 0 means 1
 	Prompt    string
-	N         int // most tokens to generate; 0 = DefaultN
+	N         int // most tokens to generate (at least 1)
 	Threads   int // 0 = runtime.NumCPU()
 	// UseChatTemplate wraps the prompt as a user turn of the model's chat template and
 	// opens the assistant's reply. A model without a template gets the raw prompt.
@@ -50,9 +49,6 @@ func Generate(o Options) (string, error) {
 		threads = runtime.NumCPU()
 	}
 	n := o.N
-	if n == 0 {
-		n = DefaultN
-	}
 
 	model, err := llama.LoadModel(o.Model, llama.ModelParams{UseMmap: true})
 	if err != nil {
@@ -98,8 +94,11 @@ func Generate(o Options) (string, error) {
 
 // check validates every input before any C code runs, and decodes the image.
 func (o Options) check() (*imageio.RGB, error) {
-	if o.N < 0 {
-		return nil, fmt.Errorf("generate: N must not be negative (got %d)", o.N)
+	if o.N < 1 {
+		return nil, fmt.Errorf("generate: --n %d: generate at least one token", o.N)
+	}
+	if err := ggml.CheckThreads(o.Threads); err != nil {
+		return nil, err
 	}
 	if err := llama.CheckGGUFFile(o.Model, "model"); err != nil {
 		return nil, err
@@ -114,6 +113,9 @@ func (o Options) check() (*imageio.RGB, error) {
 			return nil, err
 		}
 		if _, err := check.Adapter(o.Lora, model); err != nil {
+			return nil, err
+		}
+		if _, err := lora.Read(o.Lora); err != nil { // its values: NaN would generate nothing
 			return nil, err
 		}
 	}

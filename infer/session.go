@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"math"
 
+	"github.com/calft/calft/bindings/ggml"
 	"github.com/calft/calft/bindings/llama"
 	"github.com/calft/calft/bindings/mtmd"
 	"github.com/calft/calft/gguf/check"
@@ -24,6 +25,9 @@ type Session struct {
 
 // NewSession loads a model (and an mmproj, when not empty) after checking them in Go.
 func NewSession(modelPath, mmprojPath string, nCtx, threads int) (*Session, error) {
+	if err := ggml.CheckThreads(threads); err != nil {
+		return nil, err
+	}
 	info, err := check.ModelAndMmproj(modelPath, mmprojPath)
 	if err != nil {
 		return nil, err

@@ -54,8 +54,11 @@ func (ad *Adapter) ToHost(arch string) *HostAdapter {
 
 // FromHost sets the adapter's tensors from host values with the same layout.
 func (ad *Adapter) FromHost(h *HostAdapter) error {
-	if h.Rank != ad.Rank || len(h.Pairs) != len(ad.Pairs) {
-		return fmt.Errorf("adapter has rank %d and %d pairs, the values rank %d and %d pairs", ad.Rank, len(ad.Pairs), h.Rank, len(h.Pairs))
+	if h.Rank != ad.Rank {
+		return fmt.Errorf("it has rank %d, this run's adapter rank %d: pass --rank %d", h.Rank, ad.Rank, h.Rank)
+	}
+	if len(h.Pairs) != len(ad.Pairs) {
+		return fmt.Errorf("it adapts %d matrices, this run's adapter %d: pass the --targets it was trained with", len(h.Pairs), len(ad.Pairs))
 	}
 	// Files list pairs in any order (llama.cpp and converters differ): match by name.
 	for _, hp := range h.Pairs {
@@ -196,6 +199,14 @@ func Read(path string) (*HostAdapter, error) {
 		if err != nil {
 			return nil, err
 		}
+		for _, t := range []struct {
+			name string
+			v    []float32
+		}{{ti.Name, a}, {tb.Name, b}} {
+			if i := nonFinite(t.v); i >= 0 {
+				return nil, fmt.Errorf("%s: tensor %s holds %v at element %d; the adapter is damaged (or its training diverged): use an earlier checkpoint", path, t.name, t.v[i], i)
+			}
+		}
 		h.Pairs = append(h.Pairs, HostPair{Base: base, NIn: int(ti.Shape[0]), NOut: int(tb.Shape[1]), A: a, B: b})
 	}
 	if len(h.Pairs) == 0 {
@@ -223,4 +234,14 @@ func (h *HostAdapter) Fits(w *llava.Weights) error {
 		}
 	}
 	return nil
+}
+
+// nonFinite is the index of the first NaN or infinite value, or -1.
+func nonFinite(v []float32) int {
+	for i, x := range v {
+		if math.IsNaN(float64(x)) || math.IsInf(float64(x), 0) {
+			return i
+		}
+	}
+	return -1
 }

@@ -163,6 +163,13 @@ func New(be *ggml.Backend, w *llava.Weights, cfg Config) (*Adapter, error) {
 	if len(shapes) == 0 {
 		return nil, fmt.Errorf("no weight of the model matches LoRA targets %v", targets)
 	}
+	// An update B·A has rank at most min(n_in, n_out): a larger rank only costs memory.
+	for _, sh := range shapes {
+		if lim := min(sh.nIn, sh.nOut); cfg.Rank > lim {
+			return nil, fmt.Errorf("--rank %d exceeds what %s (%d → %d) can hold: a LoRA update has rank at most %d there; use --rank %d or less",
+				cfg.Rank, sh.name, sh.nIn, sh.nOut, lim, lim)
+		}
+	}
 	return alloc(be, cfg.Rank, cfg.Alpha, shapes)
 }
 

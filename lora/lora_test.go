@@ -1,6 +1,7 @@
 package lora
 
 import (
+	"context"
 	"os"
 	"path/filepath"
 	"strings"
@@ -8,6 +9,7 @@ import (
 
 	"github.com/calft/calft/arch"
 	"github.com/calft/calft/gguf"
+	"github.com/calft/calft/tiny"
 )
 
 func TestNormalizeTargets(t *testing.T) {
@@ -59,5 +61,29 @@ func TestAdapterRoundTripAndMerge(t *testing.T) {
 	os.WriteFile(notAdapter, []byte("GGUF junk"), 0o644)
 	if _, err := Read(notAdapter); err == nil || !strings.Contains(err.Error(), notAdapter) {
 		t.Errorf("a broken adapter gave %v", err)
+	}
+}
+
+// TestMergeStopsOnCancel: a cancelled merge (a signal) writes nothing, leaves no
+// temporary file, and says so.
+func TestMergeStopsOnCancel(t *testing.T) {
+	dir := t.TempDir()
+	if err := tiny.GenerateWith(dir, tiny.Options{Seed: 1}); err != nil {
+		t.Fatal(err)
+	}
+	h := &HostAdapter{Arch: "llama", Rank: 1, Alpha: 1, Pairs: []HostPair{{Base: "blk.0.attn_q.weight", NIn: tiny.NEmbd, NOut: tiny.NEmbd,
+		A: make([]float32, tiny.NEmbd), B: make([]float32, tiny.NEmbd)}}}
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	out := filepath.Join(dir, "merged.gguf")
+	err := Merge(filepath.Join(dir, tiny.BaseFile), h, out, MergeOptions{KeepType: true, Context: ctx})
+	if err == nil || !strings.Contains(err.Error(), "nothing was written") {
+		t.Fatalf("cancelled merge: %v", err)
+	}
+	entries, _ := os.ReadDir(dir)
+	for _, e := range entries {
+		if strings.Contains(e.Name(), "merged") {
+			t.Errorf("left %s", e.Name())
+		}
 	}
 }

@@ -1,6 +1,7 @@
 package lora
 
 import (
+	"context"
 	"fmt"
 
 	"github.com/calft/calft/gguf"
@@ -14,6 +15,9 @@ type MergeOptions struct {
 	KeepType bool
 	// Progress, when set, is called after each tensor with the tensors done and the total.
 	Progress func(done, total int)
+	// Context, when set, stops the merge when cancelled (a signal): the unfinished
+	// output is removed and nothing replaces outPath.
+	Context context.Context
 }
 
 // Merge writes base + adapter as a new GGUF: W' = W + (alpha/r)·B·A for each adapted
@@ -62,6 +66,9 @@ func Merge(basePath string, ad *HostAdapter, outPath string, opt MergeOptions) e
 	defer s.Abort()
 	scale := ad.Scale()
 	for i, ti := range f.Tensors {
+		if opt.Context != nil && opt.Context.Err() != nil {
+			return fmt.Errorf("%s: stopped after %d of %d tensors; nothing was written", outPath, i, len(f.Tensors))
+		}
 		var data []byte
 		if p := pairs[ti.Name]; p != nil {
 			wv, err := f.TensorF32(ti.Name)

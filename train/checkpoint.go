@@ -87,6 +87,42 @@ func saveCheckpoint(out string, arch string, ad *lora.Adapter, opt *Optimizer, s
 	return final, nil
 }
 
+// sweepCheckpoints removes the temporary folders of checkpoints that were being written
+// when a run was killed; the caller holds the run folder's lock.
+func sweepCheckpoints(out string) int {
+	entries, _ := os.ReadDir(checkpointRoot(out))
+	n := 0
+	for _, e := range entries {
+		if strings.HasPrefix(e.Name(), ".tmp-") || strings.HasPrefix(e.Name(), ".old-") {
+			if os.RemoveAll(filepath.Join(checkpointRoot(out), e.Name())) == nil {
+				n++
+			}
+		}
+	}
+	return n
+}
+
+// finished returns the state of a run's last checkpoint when the run is complete (all
+// its steps done and its summary written), nil otherwise.
+func finished(out string) (*checkpointState, error) {
+	dir, err := latestCheckpoint(out)
+	if err != nil || dir == "" {
+		return nil, err
+	}
+	js, err := os.ReadFile(filepath.Join(dir, "state.json"))
+	if err != nil {
+		return nil, err
+	}
+	var st checkpointState
+	if err := json.Unmarshal(js, &st); err != nil {
+		return nil, err
+	}
+	if _, err := os.Stat(filepath.Join(out, "summary.json")); err != nil || st.Step < st.Total {
+		return nil, nil
+	}
+	return &st, nil
+}
+
 // pruneCheckpoints keeps the newest few complete checkpoints.
 func pruneCheckpoints(root, latest string) {
 	entries, _ := os.ReadDir(root)

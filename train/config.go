@@ -5,6 +5,7 @@ import (
 	"math"
 	"strings"
 
+	"github.com/calft/calft/bindings/ggml"
 	"github.com/calft/calft/cal"
 )
 
@@ -95,8 +96,8 @@ func (e *EnvConfig) Validate() []string {
 	if e.MaxRows < 0 {
 		errs = append(errs, fmt.Sprintf("--max-rows %d is negative (0 means the model's context)", e.MaxRows))
 	}
-	if e.Threads < 0 {
-		errs = append(errs, fmt.Sprintf("--threads %d is negative (0 means all cores)", e.Threads))
+	if err := ggml.CheckThreads(e.Threads); err != nil {
+		errs = append(errs, err.Error())
 	}
 	switch e.Backend {
 	case "cpu", "auto":

@@ -1,6 +1,7 @@
 package train
 
 import (
+	"context"
 	"crypto/sha256"
 	"encoding/binary"
 	"encoding/hex"
@@ -8,6 +9,7 @@ import (
 	"io"
 	"math/rand/v2"
 	"strings"
+	"unicode"
 
 	"github.com/calft/calft/data"
 	"github.com/calft/calft/llava"
@@ -21,10 +23,13 @@ type Dataset struct {
 
 // buildAll builds records into samples; with onError "fail" the first problem stops,
 // with "skip" problems are collected and the sample left out.
-func (e *Env) buildAll(recs []data.Record, onError string) ([]*data.Sample, []error, error) {
+func (e *Env) buildAll(ctx context.Context, recs []data.Record, onError string) ([]*data.Sample, []error, error) {
 	var out []*data.Sample
 	var skipped []error
 	for i := range recs {
+		if ctx.Err() != nil {
+			return nil, nil, fmt.Errorf("%w while reading the data (%d of %d samples built); nothing was written", ErrInterrupted, i, len(recs))
+		}
 		s, err := e.Builder.Build(&recs[i])
 		if err != nil {
 			if onError == "fail" {
@@ -39,13 +44,13 @@ func (e *Env) buildAll(recs []data.Record, onError string) ([]*data.Sample, []er
 }
 
 // LoadDataset reads and builds the training (and validation) data of a run.
-func (e *Env) LoadDataset(c *Config) (*Dataset, error) {
+func (e *Env) LoadDataset(ctx context.Context, c *Config) (*Dataset, error) {
 	recs, err := data.Load(c.Data)
 	if err != nil {
 		return nil, err
 	}
 	ds := &Dataset{}
-	all, skipped, err := e.buildAll(recs, c.OnError)
+	all, skipped, err := e.buildAll(ctx, recs, c.OnError)
 	if err != nil {
 		return nil, err
 	}
@@ -62,7 +67,7 @@ func (e *Env) LoadDataset(c *Config) (*Dataset, error) {
 			e.Builder.ImageDir = data.DefaultImageDir(c.ValData)
 			defer func() { e.Builder.ImageDir = saved }()
 		}
-		val, vskipped, err := e.buildAll(vrecs, c.OnError)
+		val, vskipped, err := e.buildAll(ctx, vrecs, c.OnError)
 		if err != nil {
 			return nil, err
 		}
@@ -142,14 +147,32 @@ func Inspect(w io.Writer, e *Env, s *data.Sample) error {
 		if err != nil {
 			return err
 		}
-		b.WriteString(p)
+		b.WriteString(printable(p))
 	}
 	if open {
 		b.WriteString("]]")
 	}
 	fmt.Fprintf(w, "%s\n", b.String())
 	for i, p := range s.Images {
-		fmt.Fprintf(w, "  image %d: %s\n", i, p)
+		fmt.Fprintf(w, "  image %d: %s\n", i, printable(p))
 	}
 	return nil
+}
+
+// printable escapes what a terminal would act on instead of showing: control characters
+// (escape sequences) other than newlines and tabs, and the bidirectional-text controls
+// that reorder what follows them.
+func printable(s string) string {
+	var b strings.Builder
+	for _, r := range s {
+		switch {
+		case r == '\n' || r == '\t':
+			b.WriteRune(r)
+		case unicode.IsControl(r) || unicode.Is(unicode.Bidi_Control, r):
+			fmt.Fprintf(&b, "\\u%04x", r)
+		default:
+			b.WriteRune(r)
+		}
+	}
+	return b.String()
 }

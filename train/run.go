@@ -14,6 +14,10 @@ import (
 // ErrInterrupted is returned when a run stopped on a signal after saving a checkpoint.
 var ErrInterrupted = errors.New("interrupted")
 
+// ErrFinished is returned by --resume on a run that has finished: nothing to do, and
+// nothing is changed.
+var ErrFinished = errors.New("nothing to resume")
+
 // Options are the run's ways of talking to a person and hooks for tests.
 type Options struct {
 	Log       io.Writer // progress and messages; nil: quiet
@@ -27,7 +31,7 @@ type Options struct {
 // The loop below is the whole of training; set-up, bookkeeping and checkpoints live in
 // the functions it calls.
 func Run(ctx context.Context, c Config, o Options) (*Summary, error) {
-	r, err := start(c, o)
+	r, err := start(ctx, c, o)
 	if err != nil || r == nil {
 		return nil, err
 	}

@@ -84,6 +84,12 @@ func ScoreData(ctx context.Context, c ScoreConfig, log io.Writer) (*ScoreResult,
 	if err := c.Validate(); err != nil {
 		return nil, err
 	}
+	// Refused before any work: scoring a large dataset and then failing to write, or
+	// writing over the dataset, would lose the user's time or data.
+	if err := fsutil.CheckOutputs([]fsutil.Path{{Flag: "--out", Path: c.Out}, {Flag: "--html", Path: c.HTML}},
+		[]fsutil.Path{{Flag: "--data", Path: c.Data}, {Flag: "--model", Path: c.Model}, {Flag: "--mmproj", Path: c.Mmproj}, {Flag: "--lora", Path: c.Lora}}); err != nil {
+		return nil, err
+	}
 	recs, err := data.Load(c.Data)
 	if err != nil {
 		return nil, err

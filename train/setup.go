@@ -1,6 +1,7 @@
 package train
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -33,13 +34,15 @@ type run struct {
 	digest       string // of the built samples, kept in checkpoints
 	began        time.Time
 	tokens       int // rows trained on by this process
+	lock         *fsutil.Lock
+	madeOut      bool // start created the run folder (removed again if the run cannot start)
 }
 
 // start checks the options, loads the model and the data, builds the trainer, restores
 // a checkpoint with --resume, and only then replaces an old run's files with
 // --overwrite: a run that cannot start leaves the folder as it was. A dry run prints
 // its samples and returns nil.
-func start(c Config, o Options) (*run, error) {
+func start(ctx context.Context, c Config, o Options) (*run, error) {
 	if err := c.Validate(); err != nil {
 		return nil, err
 	}
@@ -47,18 +50,19 @@ func start(c Config, o Options) (*run, error) {
 	if r.log == nil {
 		r.log = io.Discard
 	}
-	if !c.DryRun {
-		if err := checkOut(&c); err != nil {
-			return nil, err
-		}
-	}
 	ok := false
 	defer func() {
 		if !ok {
 			r.close()
+			r.removeEmptyOut()
 		}
 	}()
-	if err := r.load(); err != nil || c.DryRun {
+	if !c.DryRun {
+		if err := r.claimOut(); err != nil {
+			return nil, err
+		}
+	}
+	if err := r.load(ctx); err != nil || c.DryRun {
 		return nil, err
 	}
 	if err := r.prepare(); err != nil {
@@ -69,7 +73,7 @@ func start(c Config, o Options) (*run, error) {
 }
 
 // load opens the files, builds the dataset (or, for a dry run, shows it) and the trainer.
-func (r *run) load() error {
+func (r *run) load(ctx context.Context) error {
 	c := &r.c
 	imageDir := c.ImageDir
 	if imageDir == "" {
@@ -80,7 +84,7 @@ func (r *run) load() error {
 		CacheDir: cacheDir(c.CacheDir), Threads: c.Threads, Backend: c.Backend, MaxRows: c.MaxRows}); err != nil {
 		return err
 	}
-	if r.ds, err = r.env.LoadDataset(c); err != nil {
+	if r.ds, err = r.env.LoadDataset(ctx, c); err != nil {
 		return err
 	}
 	for _, e := range r.ds.Skipped {
@@ -186,6 +190,7 @@ func (r *run) finish() (*Summary, error) {
 }
 
 func (r *run) close() {
+	defer r.lock.Unlock()
 	if r.metrics != nil {
 		r.metrics.Close()
 	}
@@ -212,6 +217,45 @@ func cacheDir(opt string) string {
 	return opt
 }
 
+// claimOut locks the run folder (two runs writing one folder would interleave their
+// files), clears what a killed run left half-written, and checks that the folder may be
+// used as asked. Nothing of an earlier run is changed yet.
+func (r *run) claimOut() error {
+	c := &r.c
+	if err := fsutil.CheckDirWritable("--out", c.Out); err != nil {
+		return err
+	}
+	if _, err := os.Stat(c.Out); errors.Is(err, os.ErrNotExist) {
+		r.madeOut = true
+	}
+	var err error
+	if r.lock, err = fsutil.LockDir(c.Out); err != nil {
+		return fmt.Errorf("--out %w", err)
+	}
+	if n := sweepCheckpoints(c.Out); n > 0 {
+		fmt.Fprintf(r.log, "removed %d unfinished checkpoint(s) that a killed run left in %s\n", n, checkpointRoot(c.Out))
+	}
+	if c.Resume {
+		if st, err := finished(c.Out); err == nil && st != nil {
+			return fmt.Errorf("%w: %s finished all %d steps already; its adapter is %s (nothing was changed)",
+				ErrFinished, c.Out, st.Total, filepath.Join(c.Out, "adapter.gguf"))
+		}
+	}
+	return checkOut(c)
+}
+
+// removeEmptyOut removes the run folder when start created it and the run could not
+// start: it holds nothing but the lock.
+func (r *run) removeEmptyOut() {
+	if !r.madeOut {
+		return
+	}
+	entries, err := os.ReadDir(r.c.Out)
+	if err == nil && len(entries) == 1 && entries[0].Name() == fsutil.LockFile {
+		os.RemoveAll(r.c.Out)
+	}
+}
+
 // runFiles are the files a run writes into its folder.
 var runFiles = []string{checkpointsDir, "adapter.gguf", "metrics.jsonl", "summary.json", "merged.gguf", "config.json"}
 
@@ -229,7 +273,27 @@ func checkOut(c *Config) error {
 	case !c.Resume && existing && !c.Overwrite:
 		return fmt.Errorf("%s already holds a run (checkpoints, adapter or metrics); use --resume to continue it, --overwrite to replace it, or another --out", c.Out)
 	}
+	// A run replaces its folder's files: none of them may be one of its inputs.
+	for _, in := range []fsutil.Path{{Flag: "--model", Path: c.Model}, {Flag: "--mmproj", Path: c.Mmproj}, {Flag: "--data", Path: c.Data},
+		{Flag: "--val-data", Path: c.ValData}, {Flag: "--init-adapter", Path: c.InitAdapter}} {
+		if in.Path == "" {
+			continue
+		}
+		for _, f := range runFiles {
+			if p := filepath.Join(c.Out, f); fsutil.SameFile(in.Path, p) || strings.HasPrefix(absPath(in.Path), absPath(p)+string(filepath.Separator)) {
+				return fmt.Errorf("%s %s is a file the run writes in --out %s; copy it elsewhere or choose another --out", in.Flag, in.Path, c.Out)
+			}
+		}
+	}
 	return nil
+}
+
+func absPath(p string) string {
+	a, err := filepath.Abs(p)
+	if err != nil {
+		return p
+	}
+	return a
 }
 
 // replaceOut starts a new run's folder: an old run's files go (with --overwrite, which

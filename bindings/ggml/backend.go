@@ -45,6 +45,9 @@ func LoadBackendLibrary(path string) error {
 // a GPU when one is registered, else the CPU), or a device name from DeviceNames.
 // threads applies to the CPU (0: every core).
 func NewBackend(name string, threads int) (*Backend, error) {
+	if err := CheckThreads(threads); err != nil {
+		return nil, err
+	}
 	var b C.ggml_backend_t
 	switch strings.ToLower(name) {
 	case "", "cpu":
@@ -66,6 +69,20 @@ func NewBackend(name string, threads int) (*Backend, error) {
 		be.SetThreads(threads)
 	}
 	return be, nil
+}
+
+// CheckThreads refuses a CPU thread count ggml cannot use well: negative, or more than
+// the machine's cores. ggml's threads spin while they wait for each other, so one more
+// thread than cores makes a compute tens of times slower, and a huge count hangs in
+// thread creation.
+func CheckThreads(n int) error {
+	switch cores := runtime.NumCPU(); {
+	case n < 0:
+		return fmt.Errorf("--threads %d is negative; use 0 for all %d cores", n, cores)
+	case n > cores:
+		return fmt.Errorf("--threads %d is more than this machine's %d CPU cores; use at most %d (0: all): extra threads make ggml tens of times slower", n, cores, cores)
+	}
+	return nil
 }
 
 // SetThreads sets the CPU thread count (0: every core); other backends ignore it. The

@@ -29,6 +29,14 @@ code as 'calft train' with the same data order, steps and seeds, and evaluates b
 held-out images through llama.cpp with the exported adapters. It prints a table (mean ± std
 over seeds) and writes report.md, plot.png, score.html and the adapters under --out.`,
 		RunE: func(cmd *cobra.Command, args []string) error {
+			for _, n := range []string{"seeds", "threads", "warm-steps", "steps", "train-samples", "batch", "rank"} {
+				if v, _ := cmd.Flags().GetInt(n); v < 0 {
+					return usageError{fmt.Errorf("--%s %d is negative (0: the preset's value)", n, v)}
+				}
+			}
+			if tune.LR < 0 {
+				return usageError{fmt.Errorf("--lr %g is negative (0: the preset's value)", tune.LR)}
+			}
 			o := demo.DefaultOptions(quick)
 			if out != "" {
 				o.Out = out

@@ -1,9 +1,12 @@
 package main
 
 import (
+	"context"
 	"fmt"
 	"os"
+	"os/signal"
 	"strings"
+	"syscall"
 
 	"github.com/spf13/cobra"
 
@@ -16,6 +19,7 @@ func init() { commands = append(commands, newExportCmd) }
 
 func newExportCmd() *cobra.Command {
 	var model, adapter, out, typ, adapterOut string
+	var overwrite bool
 	cmd := &cobra.Command{
 		Use:   "export --model BASE.gguf --lora ADAPTER.gguf --out MERGED.gguf",
 		Short: "Merge a LoRA adapter into its base model, or re-save the adapter in F16",
@@ -36,6 +40,11 @@ tensors are copied unchanged. By default each merged tensor keeps the base tenso
 					return fmt.Errorf("%s: %w", p, err)
 				}
 			}
+			if err := checkExportOutputs(model, adapter, out, adapterOut, overwrite); err != nil {
+				return err
+			}
+			ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+			defer stop()
 			ad, err := lora.Read(adapter)
 			if err != nil {
 				return err
@@ -61,6 +70,7 @@ tensors are copied unchanged. By default each merged tensor keeps the base tenso
 			default:
 				return usageError{fmt.Errorf("--type %q: use f32, f16 or q8_0", typ)}
 			}
+			opt.Context = ctx
 			var bar *progress.Reporter
 			opt.Progress = func(done, total int) {
 				if bar == nil {
@@ -82,5 +92,6 @@ tensors are copied unchanged. By default each merged tensor keeps the base tenso
 	f.StringVar(&out, "out", "", "merged GGUF to write")
 	f.StringVar(&typ, "type", "", "type of the merged tensors: f32, f16 or q8_0 (default: keep the base's)")
 	f.StringVar(&adapterOut, "adapter-out", "", "also write the adapter in F16 to this path")
+	f.BoolVar(&overwrite, "overwrite", false, "replace --out or --adapter-out when the file exists")
 	return cmd
 }

@@ -26,7 +26,11 @@ changes its logit, and writes adapters llama.cpp loads with --lora.`,
 		SilenceErrors: true,
 	}
 	for _, add := range commands {
-		root.AddCommand(add())
+		cmd := add()
+		if cmd.Args == nil {
+			cmd.Args = cobra.NoArgs // a stray word is a mistake, not something to ignore
+		}
+		root.AddCommand(cmd)
 	}
 	return root
 }

@@ -16,7 +16,7 @@ func newMakeTinyCmd() *cobra.Command {
 	var out string
 	var seed int64
 	var samples int
-	var tied, biases bool
+	var tied, biases, overwrite bool
 	var family, ropeScaling string
 	cmd := &cobra.Command{
 		Use:   "make-tiny --out DIR [--seed N] [--family llama|llama3|qwen2]",
@@ -29,6 +29,13 @@ LLaVA conversation format. The same seed gives the same bytes.`,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if out == "" {
 				return usageError{fmt.Errorf("make-tiny needs --out DIR")}
+			}
+			if samples < 0 {
+				return usageError{fmt.Errorf("--samples %d is negative (0: the default 24)", samples)}
+			}
+			if entries, err := os.ReadDir(out); err == nil && len(entries) > 0 && !overwrite {
+				return fmt.Errorf("%s is not empty; make-tiny writes %s, %s, %s and %s/ there: pass --overwrite, or choose an empty folder",
+					out, tiny.BaseFile, tiny.MmprojFile, tiny.DataFile, tiny.ImageDir)
 			}
 			o := tiny.Options{Seed: seed, TiedOutput: tied, Samples: samples, Biases: biases, RopeScaling: ropeScaling}
 			switch family {
@@ -59,6 +66,7 @@ LLaVA conversation format. The same seed gives the same bytes.`,
 	f.StringVar(&out, "out", "", "folder to write into (created if missing)")
 	f.Int64Var(&seed, "seed", 1, "random seed of the weights and the dataset")
 	f.IntVar(&samples, "samples", 0, "dataset size (0: 24, the last two text-only)")
+	f.BoolVar(&overwrite, "overwrite", false, "write into a folder that is not empty (replacing the files of an earlier make-tiny)")
 	f.BoolVar(&tied, "tied", false, "tie the output layer to the token embeddings")
 	f.StringVar(&family, "family", "llama", "text model: llama, llama3 (Llama 3.x RoPE frequency factors, rope_freqs.weight) or qwen2")
 	f.BoolVar(&biases, "biases", false, "add the optional biases the architecture allows (llama: q/k/v, attention output, feed-forward; qwen2: output)")

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"os/signal"
@@ -39,6 +40,10 @@ YAML --config file (same names) or a CALFT_<NAME> variable; flags win.`,
 			ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 			defer stop()
 			sum, err := train.Run(ctx, c, train.Options{Log: cmd.ErrOrStderr(), StopAfter: stopAfter})
+			if errors.Is(err, train.ErrFinished) {
+				fmt.Fprintln(cmd.OutOrStdout(), err)
+				return nil
+			}
 			if err != nil {
 				return err // an interrupt's error says how to resume
 			}

@@ -7,13 +7,15 @@ import (
 )
 
 // WriteFileAtomic writes data to path through a temporary file in the same folder, synced
-// and renamed into place, so a reader or a crash never leaves a half-written file.
+// and renamed into place, so a reader or a crash never leaves a half-written file. The
+// temporary files of earlier writers of path that were killed are removed first.
 func WriteFileAtomic(path string, data []byte) error {
 	dir := filepath.Dir(path)
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return err
 	}
-	tmp, err := os.CreateTemp(dir, "."+filepath.Base(path)+".*")
+	SweepTemps(dir, filepath.Base(path))
+	tmp, err := os.CreateTemp(dir, TempPattern(filepath.Base(path)))
 	if err != nil {
 		return err
 	}

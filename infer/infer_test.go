@@ -97,9 +97,12 @@ func TestGenerateErrors(t *testing.T) {
 		{"lora is a model", Options{Model: model, Lora: model, Prompt: "hi", N: 2}, model},
 		{"empty prompt", Options{Model: model}, "empty prompt"},
 		{"marker without image", Options{Model: model, Prompt: "see <__media__>"}, "marker"},
-		{"negative N", Options{Model: model, Prompt: "hi", N: -1}, "N"},
+		{"negative N", Options{Model: model, Prompt: "hi", N: -1}, "--n -1"},
 	}
 	for _, c := range cases {
+		if c.o.N == 0 {
+			c.o.N = 4
+		}
 		_, err := Generate(c.o)
 		if err == nil {
 			t.Errorf("%s: no error", c.name)

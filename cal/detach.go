@@ -1,6 +1,8 @@
 package cal
 
 import (
+	"fmt"
+
 	"github.com/calft/calft/bindings/ggml"
 )
 
@@ -37,7 +39,7 @@ func (d *Detacher) Detach(ctx *ggml.Context, g *ggml.Graph, x ggml.Tensor, pad i
 func (d *Detacher) Alloc(be *ggml.Backend) error {
 	buf, err := be.AllocTensors(d.ctx)
 	if err != nil {
-		return err
+		return fmt.Errorf("the loss's read-back values: %w", err)
 	}
 	buf.Clear(0)
 	d.buf = buf

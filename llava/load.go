@@ -101,7 +101,7 @@ func LoadWith(path string, be *ggml.Backend, opt LoadOptions) (*Model, error) {
 	}
 	if m.buf, err = be.AllocTensors(m.ctx); err != nil {
 		m.ctx.Close()
-		return nil, fmt.Errorf("%s: %w", path, err)
+		return nil, fmt.Errorf("%s: the model's weights: %w", path, err)
 	}
 	for name, t := range byName {
 		if err := fill(f, name, t, convert[name]); err != nil {

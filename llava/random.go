@@ -1,6 +1,7 @@
 package llava
 
 import (
+	"fmt"
 	"math"
 	"math/rand/v2"
 
@@ -52,7 +53,7 @@ func NewRandom(be *ggml.Backend, hp arch.HParams, seed uint64) (*Model, error) {
 	}
 	if m.buf, err = be.AllocTensors(m.ctx); err != nil {
 		m.ctx.Close()
-		return nil, err
+		return nil, fmt.Errorf("the benchmark model's weights: %w", err)
 	}
 	// Filled a chunk at a time: a model-sized host copy would count in the peak memory
 	// that benchmarks report.

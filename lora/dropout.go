@@ -1,6 +1,7 @@
 package lora
 
 import (
+	"fmt"
 	"maps"
 	"math/rand/v2"
 	"slices"
@@ -39,7 +40,7 @@ func (ad *Adapter) EnableDropout(be *ggml.Backend, p float32, seed uint64) error
 	var err error
 	if d.buf, err = be.AllocTensors(d.ctx); err != nil {
 		d.ctx.Close()
-		return err
+		return fmt.Errorf("the LoRA dropout masks: %w", err)
 	}
 	rng := rand.New(rand.NewPCG(seed, 0xd40f))
 	keep := 1 / (1 - p)

@@ -190,7 +190,7 @@ func alloc(be *ggml.Backend, rank int, alpha float32, shapes []shape) (*Adapter,
 	buf, err := be.AllocTensors(ctx)
 	if err != nil {
 		ctx.Close()
-		return nil, err
+		return nil, fmt.Errorf("the LoRA adapter (rank %d): %w", rank, err)
 	}
 	buf.Clear(0)
 	ad.buf = buf

@@ -1,13 +1,17 @@
 package train
 
 import (
+	"crypto/sha256"
 	"encoding/binary"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"math"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strings"
 
@@ -37,8 +41,73 @@ type checkpointState struct {
 
 func checkpointRoot(out string) string { return filepath.Join(out, checkpointsDir) }
 
-// saveCheckpoint writes the state after step optimizer steps.
-func saveCheckpoint(out string, arch string, ad *lora.Adapter, opt *Optimizer, st checkpointState) (string, error) {
+// manifestFile lists the SHA-256 of every other file of a checkpoint. It is written last,
+// so a checkpoint whose files do not match it was damaged after it was written.
+const manifestFile = "manifest.json"
+
+type manifest struct {
+	SHA256 map[string]string `json:"sha256"`
+}
+
+// checkpointFiles are the files of a checkpoint besides its manifest.
+var checkpointFiles = []string{"adapter.gguf", "optimizer.bin", "state.json"}
+
+// writeManifest records the checksums of a checkpoint folder's files.
+func writeManifest(dir string) error {
+	m := manifest{SHA256: map[string]string{}}
+	for _, f := range checkpointFiles {
+		sum, err := fileSHA256(filepath.Join(dir, f))
+		if err != nil {
+			return err
+		}
+		m.SHA256[f] = sum
+	}
+	js, _ := json.MarshalIndent(m, "", "  ")
+	return fsutil.WriteFileAtomic(filepath.Join(dir, manifestFile), js)
+}
+
+// verifyManifest checks a checkpoint's files against its manifest. A checkpoint from
+// before manifests existed has none and is accepted as it is.
+func verifyManifest(dir string) error {
+	js, err := os.ReadFile(filepath.Join(dir, manifestFile))
+	if errors.Is(err, os.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	var m manifest
+	if err := json.Unmarshal(js, &m); err != nil || len(m.SHA256) == 0 {
+		return fmt.Errorf("%s is damaged", manifestFile)
+	}
+	for _, f := range checkpointFiles {
+		sum, err := fileSHA256(filepath.Join(dir, f))
+		if err != nil {
+			return err
+		}
+		if sum != m.SHA256[f] {
+			return fmt.Errorf("%s does not match its checksum (it changed after it was written: a damaged disk or copy)", f)
+		}
+	}
+	return nil
+}
+
+func fileSHA256(path string) (string, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return "", err
+	}
+	defer f.Close()
+	h := sha256.New()
+	if _, err := io.Copy(h, f); err != nil {
+		return "", err
+	}
+	return hex.EncodeToString(h.Sum(nil)), nil
+}
+
+// saveCheckpoint writes the state after step optimizer steps. crash, when not nil, is
+// called halfway through (a test hook that kills the process there).
+func saveCheckpoint(out string, arch string, ad *lora.Adapter, opt *Optimizer, st checkpointState, crash func()) (string, error) {
 	root := checkpointRoot(out)
 	if err := os.MkdirAll(root, 0o755); err != nil {
 		return "", err
@@ -52,6 +121,9 @@ func saveCheckpoint(out string, arch string, ad *lora.Adapter, opt *Optimizer, s
 	if err := ad.ToHost(arch).Save(filepath.Join(tmp, "adapter.gguf"), gguf.F32); err != nil {
 		return "", err
 	}
+	if crash != nil {
+		crash()
+	}
 	m, v := opt.Moments()
 	if err := fsutil.WriteFileAtomic(filepath.Join(tmp, "optimizer.bin"), encodeMoments(m, v)); err != nil {
 		return "", err
@@ -61,6 +133,9 @@ func saveCheckpoint(out string, arch string, ad *lora.Adapter, opt *Optimizer, s
 		return "", err
 	}
 	if err := fsutil.WriteFileAtomic(filepath.Join(tmp, "state.json"), js); err != nil {
+		return "", err
+	}
+	if err := writeManifest(tmp); err != nil {
 		return "", err
 	}
 	final := filepath.Join(root, name)
@@ -141,6 +216,31 @@ func pruneCheckpoints(root, latest string) {
 	}
 }
 
+// checkpointCandidates lists a run's checkpoint folders to resume from, best first: the
+// one "latest" names, then every other complete one, newest first.
+func checkpointCandidates(out string) []string {
+	var out2 []string
+	if dir, err := latestCheckpoint(out); err == nil && dir != "" {
+		if _, err := os.Stat(dir); err == nil {
+			out2 = append(out2, dir)
+		}
+	}
+	entries, _ := os.ReadDir(checkpointRoot(out))
+	var names []string
+	for _, e := range entries {
+		if e.IsDir() && strings.HasPrefix(e.Name(), "step-") {
+			names = append(names, e.Name())
+		}
+	}
+	sort.Sort(sort.Reverse(sort.StringSlice(names)))
+	for _, n := range names {
+		if dir := filepath.Join(checkpointRoot(out), n); !slices.Contains(out2, dir) {
+			out2 = append(out2, dir)
+		}
+	}
+	return out2
+}
+
 // latestCheckpoint returns the newest complete checkpoint folder, or "".
 func latestCheckpoint(out string) (string, error) {
 	b, err := os.ReadFile(filepath.Join(checkpointRoot(out), latestFile))
@@ -155,6 +255,9 @@ func latestCheckpoint(out string) (string, error) {
 
 // loadCheckpoint reads a checkpoint's state, adapter and moments.
 func loadCheckpoint(dir string) (*checkpointState, *lora.HostAdapter, [][]float32, [][]float32, error) {
+	if err := verifyManifest(dir); err != nil {
+		return nil, nil, nil, nil, fmt.Errorf("checkpoint %s: %w", dir, err)
+	}
 	js, err := os.ReadFile(filepath.Join(dir, "state.json"))
 	if err != nil {
 		return nil, nil, nil, nil, fmt.Errorf("checkpoint %s: %w", dir, err)
@@ -217,6 +320,9 @@ func decodeMoments(b []byte) (m, v [][]float32, err error) {
 			for j := range t {
 				x, _ := read()
 				t[j] = math.Float32frombits(x)
+				if math.IsNaN(float64(t[j])) || math.IsInf(float64(t[j]), 0) {
+					return nil, nil, fmt.Errorf("tensor %d holds %v: damaged", i, t[j])
+				}
 			}
 			set = append(set, t)
 		}

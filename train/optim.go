@@ -60,7 +60,7 @@ func NewOptimizer(be *ggml.Backend, params []ggml.Tensor) (*Optimizer, error) {
 	var err error
 	if o.buf, err = be.AllocTensors(o.ctx); err != nil {
 		o.ctx.Close()
-		return nil, err
+		return nil, fmt.Errorf("the LoRA gradients and AdamW moments: %w", err)
 	}
 	o.buf.Clear(0)
 

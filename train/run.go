@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"io"
 	"math"
+	"os"
+	"syscall"
 	"time"
 
 	"github.com/calft/calft/cal"
@@ -22,6 +24,9 @@ var ErrFinished = errors.New("nothing to resume")
 type Options struct {
 	Log       io.Writer // progress and messages; nil: quiet
 	StopAfter int       // act as if interrupted after this step (tests); 0: never
+	// CrashInCheckpoint kills the process (SIGKILL) halfway through writing the
+	// checkpoint of this step (tests); 0: never.
+	CrashInCheckpoint int
 }
 
 // Run trains a LoRA adapter as configured. It returns ErrInterrupted (wrapped) when ctx
@@ -141,13 +146,21 @@ func (r *run) checkpoint(step int, stop bool) error {
 	if !stop && !(c.SaveEvery > 0 && (step+1)%c.SaveEvery == 0 && step+1 < r.total) {
 		return nil
 	}
-	dir, err := saveCheckpoint(c.Out, r.env.Model.HP.Arch, r.tr.Adapter, r.tr.Opt, r.state(step+1))
+	dir, err := saveCheckpoint(c.Out, r.env.Model.HP.Arch, r.tr.Adapter, r.tr.Opt, r.state(step+1), r.crashHook(step+1))
 	if err != nil || !stop {
 		return err
 	}
 	r.progress.Finish()
 	fmt.Fprintf(r.log, "stopped after step %d; checkpoint %s; continue with --resume\n", step+1, dir)
 	return fmt.Errorf("%w after step %d of %d (checkpoint %s; continue with --resume)", ErrInterrupted, step+1, r.total, dir)
+}
+
+// crashHook is the CrashInCheckpoint test hook for the checkpoint of a step, or nil.
+func (r *run) crashHook(step int) func() {
+	if r.crashAt != step {
+		return nil
+	}
+	return func() { syscall.Kill(os.Getpid(), syscall.SIGKILL) }
 }
 
 // state is what a checkpoint after step optimizer steps records.

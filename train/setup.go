@@ -35,6 +35,7 @@ type run struct {
 	began        time.Time
 	tokens       int // rows trained on by this process
 	lock         *fsutil.Lock
+	crashAt      int  // Options.CrashInCheckpoint
 	madeOut      bool // start created the run folder (removed again if the run cannot start)
 }
 
@@ -46,7 +47,7 @@ func start(ctx context.Context, c Config, o Options) (*run, error) {
 	if err := c.Validate(); err != nil {
 		return nil, err
 	}
-	r := &run{c: c, log: o.Log, began: time.Now()}
+	r := &run{c: c, log: o.Log, began: time.Now(), crashAt: o.CrashInCheckpoint}
 	if r.log == nil {
 		r.log = io.Discard
 	}
@@ -125,7 +126,7 @@ func (r *run) prepare() error {
 	r.sum = &Summary{Samples: len(r.ds.Train), ValSamples: len(r.ds.Val), Skipped: len(r.ds.Skipped)}
 	var err error
 	if c.Resume {
-		if r.first, err = resume(c, r.tr, r.total, r.digest); err != nil {
+		if r.first, err = resume(c, r.tr, r.total, r.digest, r.log); err != nil {
 			return err
 		}
 		r.sum.Resumed = r.first
@@ -168,7 +169,7 @@ func (r *run) finish() (*Summary, error) {
 	if sum.Seconds > 0 {
 		sum.TokensPerSec = float64(r.tokens) / sum.Seconds
 	}
-	if _, err := saveCheckpoint(c.Out, r.env.Model.HP.Arch, r.tr.Adapter, r.tr.Opt, r.state(r.total)); err != nil {
+	if _, err := saveCheckpoint(c.Out, r.env.Model.HP.Arch, r.tr.Adapter, r.tr.Opt, r.state(r.total), r.crashHook(r.total)); err != nil {
 		return nil, err
 	}
 	sum.Adapter = filepath.Join(c.Out, "adapter.gguf")
@@ -268,8 +269,8 @@ func checkOut(c *Config) error {
 	}
 	existing := has(checkpointsDir) || has("adapter.gguf") || has("metrics.jsonl")
 	switch {
-	case c.Resume && !has(checkpointsDir):
-		return fmt.Errorf("%s holds no checkpoint to resume from; drop --resume to start a new run", c.Out)
+	case c.Resume && !has(checkpointsDir) && !has("config.json"):
+		return fmt.Errorf("%s holds no run to resume; drop --resume to start a new one", c.Out)
 	case !c.Resume && existing && !c.Overwrite:
 		return fmt.Errorf("%s already holds a run (checkpoints, adapter or metrics); use --resume to continue it, --overwrite to replace it, or another --out", c.Out)
 	}
@@ -314,43 +315,60 @@ func replaceOut(c *Config) error {
 	return fsutil.WriteFileAtomic(filepath.Join(c.Out, "config.json"), js)
 }
 
-// resume restores the newest checkpoint into the trainer and returns the step to
-// continue from. Every option must match the checkpoint's but those declared free to
-// change (threads, how often to save, …); files are compared as files.
-func resume(c *Config, tr *Trainer, total int, digest string) (int, error) {
-	dir, err := latestCheckpoint(c.Out)
-	if err != nil {
-		return 0, err
+// resume restores the newest good checkpoint into the trainer and returns the step to
+// continue from. A damaged or truncated checkpoint (its checksums, or its contents) is
+// passed over for the one before, with a warning. Every option must match the
+// checkpoint's but those declared free to change (threads, how often to save, …);
+// files are compared as files.
+func resume(c *Config, tr *Trainer, total int, digest string, log io.Writer) (int, error) {
+	var problems []string
+	for _, dir := range checkpointCandidates(c.Out) {
+		st, h, m, v, err := loadCheckpoint(dir)
+		if err != nil {
+			problems = append(problems, err.Error())
+			continue
+		}
+		if len(problems) > 0 {
+			fmt.Fprintf(log, "warning: %s\nresuming from the checkpoint before it, %s\n", strings.Join(problems, "\n"), dir)
+		}
+		if err := matchCheckpoint(dir, st, c, total, digest); err != nil {
+			return 0, err
+		}
+		if err := tr.Adapter.FromHost(h); err != nil {
+			return 0, fmt.Errorf("checkpoint %s: %w", dir, err)
+		}
+		if err := tr.Opt.SetMoments(m, v); err != nil {
+			return 0, fmt.Errorf("checkpoint %s: %w", dir, err)
+		}
+		tr.Opt.Step = st.OptStep
+		return st.Step, nil
 	}
-	if dir == "" {
-		return 0, fmt.Errorf("%s: no complete checkpoint to resume from", c.Out)
+	if len(problems) == 0 {
+		// Stopped before its first checkpoint: there is nothing to lose by starting over.
+		fmt.Fprintf(log, "%s has no complete checkpoint yet (the run stopped before its first); starting from step 0\n", c.Out)
+		return 0, nil
 	}
-	st, h, m, v, err := loadCheckpoint(dir)
-	if err != nil {
-		return 0, err
-	}
+	return 0, fmt.Errorf("no usable checkpoint in %s:\n  %s\nstart the run again (--overwrite), or restore the folder from a copy",
+		checkpointRoot(c.Out), strings.Join(problems, "\n  "))
+}
+
+// matchCheckpoint refuses to resume a checkpoint of a run configured differently.
+func matchCheckpoint(dir string, st *checkpointState, c *Config, total int, digest string) error {
 	for _, o := range []*string{&st.Config.BackwardWeights, &st.Config.NoImageWeights} {
 		if *o == "" { // a checkpoint from before these options
 			*o = "auto"
 		}
 	}
 	if diffs := options.Diff(&st.Config, c); len(diffs) > 0 {
-		return 0, fmt.Errorf("cannot resume %s with a different configuration:\n  %s", dir, strings.Join(diffs, "\n  "))
+		return fmt.Errorf("cannot resume %s with a different configuration:\n  %s", dir, strings.Join(diffs, "\n  "))
 	}
 	if st.Total != total {
-		return 0, fmt.Errorf("cannot resume %s: it was a run of %d steps, this one has %d (did the data change?)", dir, st.Total, total)
+		return fmt.Errorf("cannot resume %s: it was a run of %d steps, this one has %d (did the data change?)", dir, st.Total, total)
 	}
 	if st.DataDigest != digest {
-		return 0, fmt.Errorf("cannot resume %s: the training samples differ from the checkpoint's (the data, images or template changed)", dir)
+		return fmt.Errorf("cannot resume %s: the training samples differ from the checkpoint's (the data, images or template changed)", dir)
 	}
-	if err := tr.Adapter.FromHost(h); err != nil {
-		return 0, fmt.Errorf("checkpoint %s: %w", dir, err)
-	}
-	if err := tr.Opt.SetMoments(m, v); err != nil {
-		return 0, fmt.Errorf("checkpoint %s: %w", dir, err)
-	}
-	tr.Opt.Step = st.OptStep
-	return st.Step, nil
+	return nil
 }
 
 func dryRun(w io.Writer, env *Env, ds *Dataset, c *Config) error {

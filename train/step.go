@@ -134,7 +134,7 @@ func NewStepGraph(be *ggml.Backend, dec *llava.Decoder, opt *Optimizer, sh Shape
 	if err := s.alloc.Alloc(s.g); err != nil {
 		s.alloc.Close()
 		cleanup()
-		return nil, err
+		return nil, fmt.Errorf("the training step of %d rows: %w", sh.Rows, err)
 	}
 	return s, nil
 }

@@ -143,7 +143,15 @@ type Buffer struct {
 func (be *Backend) AllocTensors(ctx *Context) (*Buffer, error) {
 	b := C.ggml_backend_alloc_ctx_tensors(ctx.c, be.b)
 	if b == nil {
-		return nil, errors.New("ggml: cannot allocate the tensors' buffer (out of memory, or an empty context)")
+		n, size := 0, 0
+		for t := C.ggml_get_first_tensor(ctx.c); t != nil; t = C.ggml_get_next_tensor(ctx.c, t) {
+			n++
+			size += int(C.ggml_nbytes(t))
+		}
+		if n == 0 {
+			return nil, errors.New("ggml: no tensors to allocate")
+		}
+		return nil, fmt.Errorf("out of memory: %s cannot hold %d tensors of %s", be.Name(), n, HumanBytes(size))
 	}
 	return &Buffer{b: b}, nil
 }
@@ -177,7 +185,7 @@ func (be *Backend) NewAllocator() *Allocator {
 // Reserve sizes the buffer for g without placing tensors.
 func (al *Allocator) Reserve(g *Graph) error {
 	if !C.ggml_gallocr_reserve(al.a, g.g) {
-		return errors.New("ggml: cannot reserve graph memory (out of memory?)")
+		return errors.New("out of memory: cannot reserve the graph's compute buffer")
 	}
 	return nil
 }
@@ -185,7 +193,7 @@ func (al *Allocator) Reserve(g *Graph) error {
 // Alloc places every unallocated node of g.
 func (al *Allocator) Alloc(g *Graph) error {
 	if !C.ggml_gallocr_alloc_graph(al.a, g.g) {
-		return errors.New("ggml: cannot allocate graph memory (out of memory?)")
+		return errors.New("out of memory: cannot allocate the graph's compute buffer")
 	}
 	return nil
 }
@@ -266,4 +274,17 @@ func (sc *Scheduler) Close() {
 		C.ggml_backend_sched_free(sc.s)
 		sc.s = nil
 	}
+}
+
+// HumanBytes writes a byte count for people: 538 MB, 1.2 GB.
+func HumanBytes(n int) string {
+	switch {
+	case n >= 1<<30:
+		return fmt.Sprintf("%.1f GB", float64(n)/(1<<30))
+	case n >= 1<<20:
+		return fmt.Sprintf("%d MB", n>>20)
+	case n >= 1<<10:
+		return fmt.Sprintf("%d KB", n>>10)
+	}
+	return fmt.Sprintf("%d bytes", n)
 }

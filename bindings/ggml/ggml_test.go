@@ -2,6 +2,7 @@ package ggml
 
 import (
 	"math"
+	"strings"
 	"testing"
 )
 
@@ -77,4 +78,37 @@ func TestBackwardOfSquaredNorm(t *testing.T) {
 	if math.Abs(float64(gr[0]+8)) > 1e-5 || math.Abs(float64(gr[1]+12)) > 1e-5 {
 		t.Fatalf("grad %v, want [-8 -12]", gr)
 	}
+}
+
+// TestOutOfMemoryIsAnError: an allocation the machine cannot hold comes back as an error
+// that says how much was asked for, not as a crash.
+func TestOutOfMemoryIsAnError(t *testing.T) {
+	be, err := NewBackend("cpu", 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer be.Close()
+	ctx := NewContext(4*TensorOverhead()+GraphOverhead(4, false), true)
+	defer ctx.Close()
+	huge := ctx.NewTensor(TypeF32, 1<<22, 1<<22) // 64 TB
+	if _, err := be.AllocTensors(ctx); err == nil || !strings.Contains(err.Error(), "out of memory") || !strings.Contains(err.Error(), "GB") {
+		t.Errorf("weights: %v", err)
+	}
+	small := NewContext(8*TensorOverhead()+GraphOverhead(8, false), true)
+	defer small.Close()
+	a := small.NewTensor(TypeF32, 1<<22, 1)
+	b := small.NewTensor(TypeF32, 1<<22, 1)
+	buf, err := be.AllocTensors(small)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer buf.Close()
+	g := small.NewGraph(8, false)
+	g.Expand(small.OutProd(a, b)) // [4M, 4M] F32: 64 TB of intermediate
+	al := be.NewAllocator()
+	defer al.Close()
+	if err := al.Alloc(g); err == nil || !strings.Contains(err.Error(), "out of memory") {
+		t.Errorf("graph: %v", err)
+	}
+	_ = huge
 }

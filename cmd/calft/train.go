@@ -19,7 +19,7 @@ func init() { commands = append(commands, newTrainCmd) }
 func newTrainCmd() *cobra.Command {
 	c := train.Defaults()
 	var config string
-	var stopAfter int
+	var stopAfter, crashIn int
 	cmd := &cobra.Command{
 		Use:   "train --model M --mmproj P --data D --out DIR [options]",
 		Short: "Fine-tune a LoRA adapter with CAL (or plain cross-entropy)",
@@ -39,7 +39,7 @@ YAML --config file (same names) or a CALFT_<NAME> variable; flags win.`,
 			}
 			ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 			defer stop()
-			sum, err := train.Run(ctx, c, train.Options{Log: cmd.ErrOrStderr(), StopAfter: stopAfter})
+			sum, err := train.Run(ctx, c, train.Options{Log: cmd.ErrOrStderr(), StopAfter: stopAfter, CrashInCheckpoint: crashIn})
 			if errors.Is(err, train.ErrFinished) {
 				fmt.Fprintln(cmd.OutOrStdout(), err)
 				return nil
@@ -68,5 +68,7 @@ YAML --config file (same names) or a CALFT_<NAME> variable; flags win.`,
 	options.Register(f, &c)
 	f.IntVar(&stopAfter, "stop-after", 0, "stop as if interrupted after this step (for testing resume)")
 	_ = f.MarkHidden("stop-after")
+	f.IntVar(&crashIn, "crash-in-checkpoint", 0, "kill the process halfway through writing this step's checkpoint (for testing resume)")
+	_ = f.MarkHidden("crash-in-checkpoint")
 	return cmd
 }

@@ -352,11 +352,14 @@ func ReadAny(path string, b Base) (*HostAdapter, error) {
 
 // ReadPEFT reads a PEFT LoRA adapter folder (see ReadAny) into llama.cpp's layout.
 func ReadPEFT(path string, b Base) (*HostAdapter, error) {
-	dir := path
+	dir, wpath := path, filepath.Join(path, PEFTWeightsFile)
 	if st, err := os.Stat(path); err != nil {
 		return nil, err
 	} else if !st.IsDir() {
-		dir = filepath.Dir(path)
+		dir, wpath = filepath.Dir(path), filepath.Join(filepath.Dir(path), PEFTWeightsFile)
+		if strings.HasSuffix(strings.ToLower(path), ".safetensors") {
+			wpath = path // a weights file of another name, beside its adapter_config.json
+		}
 	}
 	fam, ok := families[b.Arch]
 	if !ok {
@@ -366,12 +369,11 @@ func ReadPEFT(path string, b Base) (*HostAdapter, error) {
 	if err != nil {
 		return nil, err
 	}
-	wpath := filepath.Join(dir, PEFTWeightsFile)
 	if _, err := os.Stat(wpath); err != nil {
 		if _, binErr := os.Stat(filepath.Join(dir, "adapter_model.bin")); binErr == nil {
 			return nil, fmt.Errorf("%s: the adapter is saved as adapter_model.bin (a pickle), which calft does not read; save it with safe_serialization=True", path)
 		}
-		return nil, fmt.Errorf("%s: a PEFT adapter needs %s: %w", path, PEFTWeightsFile, err)
+		return nil, fmt.Errorf("%s: a PEFT adapter needs its weights in %s: %w", path, PEFTWeightsFile, err)
 	}
 	ts, _, err := ReadSafetensors(wpath)
 	if err != nil {

@@ -342,3 +342,89 @@ func TestPEFTPrefix(t *testing.T) {
 		t.Errorf("bf16 round trip differs by %g", maxDiff)
 	}
 }
+
+// TestReadPEFTRefusals: adapters calft cannot express as a llama.cpp LoRA, or broken
+// folders, give an error naming the file and the reason; use_rslora is converted.
+func TestReadPEFTRefusals(t *testing.T) {
+	_, b := tinyBase(t, tiny.ArchLlama)
+	h := randomAdapter(t, b, 2, 4, 4)
+	good := t.TempDir()
+	if err := h.SavePEFT(good, b, "f32"); err != nil {
+		t.Fatal(err)
+	}
+	cfg, _ := os.ReadFile(filepath.Join(good, PEFTConfigFile))
+	ts, _, _ := ReadSafetensors(filepath.Join(good, PEFTWeightsFile))
+	folder := func(name string, cfg []byte, ts []STensor) string {
+		dir := filepath.Join(t.TempDir(), name)
+		os.MkdirAll(dir, 0o755)
+		if cfg != nil {
+			os.WriteFile(filepath.Join(dir, PEFTConfigFile), cfg, 0o644)
+		}
+		if ts != nil {
+			if err := WriteSafetensors(filepath.Join(dir, PEFTWeightsFile), ts, STF32, nil); err != nil {
+				t.Fatal(err)
+			}
+		}
+		return dir
+	}
+	edit := func(old, new string) []byte { return bytes.Replace(cfg, []byte(old), []byte(new), 1) }
+	without := func(suffix string) []STensor {
+		var out []STensor
+		for _, st := range ts {
+			if !strings.HasSuffix(st.Name, suffix) {
+				out = append(out, st)
+			}
+		}
+		return out
+	}
+	pickle := folder("pickle", cfg, nil)
+	os.WriteFile(filepath.Join(pickle, "adapter_model.bin"), []byte("pickle"), 0o644)
+	extra := append(slices.Clone(ts), STensor{Name: "base_model.model.lm_head.weight", Shape: []int{1}, Data: []float32{1}})
+	cases := []struct {
+		name, path, want string
+	}{
+		{"no config", folder("noconfig", nil, ts), PEFTConfigFile},
+		{"not json", folder("notjson", []byte("r = 8"), ts), "not a PEFT adapter config"},
+		{"prefix tuning", folder("prefix", edit(`"LORA"`, `"PREFIX_TUNING"`), ts), "PREFIX_TUNING"},
+		{"dora", folder("dora", edit(`"bias"`, `"use_dora": true, "bias"`), ts), "use_dora"},
+		{"bias", folder("bias", edit(`"bias": "none"`, `"bias": "all"`), ts), `bias is "all"`},
+		{"modules to save", folder("mts", edit(`"modules_to_save": null`, `"modules_to_save": ["lm_head"]`), ts), "modules_to_save"},
+		{"rank pattern", folder("rp", edit(`"bias"`, `"rank_pattern": {"q_proj": 8}, "bias"`), ts), "rank_pattern"},
+		{"pissa", folder("pissa", edit(`"init_lora_weights": true`, `"init_lora_weights": "pissa"`), ts), "pissa"},
+		{"zero alpha", folder("alpha0", edit(`"lora_alpha": 4`, `"lora_alpha": 0`), ts), "lora_alpha"},
+		{"wrong rank", folder("rank", edit(`"r": 2`, `"r": 3`), ts), "rank 3"},
+		{"A without B", folder("nob", cfg, without("q_proj.lora_B.weight")), "only one of lora_A and lora_B"},
+		{"lm_head", folder("lmhead", cfg, extra), "lm_head"},
+		{"pickle", pickle, "adapter_model.bin"},
+		{"no weights", folder("noweights", cfg, nil), PEFTWeightsFile},
+		{"missing", filepath.Join(good, "nothere"), "nothere"},
+	}
+	for _, c := range cases {
+		_, err := ReadAny(c.path, b)
+		if err == nil || !strings.Contains(err.Error(), c.path) && !strings.Contains(err.Error(), filepath.Base(c.path)) || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("%s: got %v, want an error naming the file and %q", c.name, err, c.want)
+		}
+	}
+	// A PEFT folder needs the base's family; another model's shapes are refused.
+	if _, err := ReadAny(good, Base{}); err == nil || !strings.Contains(err.Error(), "family") {
+		t.Errorf("no base: %v", err)
+	}
+	_, qb := tinyBase(t, tiny.ArchQwen2)
+	qb.shapes["blk.0.attn_q.weight"] = [2]int{64, 32}
+	if _, err := ReadAny(good, qb); err == nil || !strings.Contains(err.Error(), "blk.0.attn_q.weight") {
+		t.Errorf("another model: %v", err)
+	}
+	// use_rslora: scale alpha/√r, kept as alpha·√r/r.
+	rs := folder("rslora", edit(`"use_rslora": false`, `"use_rslora": true`), ts)
+	got, err := ReadAny(rs, b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if math.Abs(float64(got.Scale())-4/math.Sqrt(2)) > 1e-6 {
+		t.Errorf("rslora: scale %v, want %v", got.Scale(), 4/math.Sqrt(2))
+	}
+	// The weights file may be named directly.
+	if _, err := ReadAny(filepath.Join(good, PEFTWeightsFile), b); err != nil {
+		t.Error(err)
+	}
+}

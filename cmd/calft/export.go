@@ -38,7 +38,7 @@ adapter_config.json, which PEFT loads onto the original Hugging Face model. Modu
 named base_model.model.<prefix>.layers.N.self_attn.q_proj … mlp.down_proj, with prefix
 "model" (LlamaForCausalLM, Qwen2ForCausalLM); a LLaVA-style model keeps its text model
 elsewhere: --peft-prefix language_model.model (Transformers before 4.52) or
-model.language_model. For llama models the q and k rows that llama.cpp's converter
+model.language_model; SmolVLM's is model.text_model. For llama models the q and k rows that llama.cpp's converter
 permuted are put back in Hugging Face's order. base_model_name_or_path is --peft-base,
 else the model's general.source.huggingface.repository or general.name.
 
@@ -53,7 +53,7 @@ else the model's general.source.huggingface.repository or general.name.
 	f.StringVar(&o.format, "format", "merged", "merged (a merged model), adapter (a llama.cpp adapter GGUF) or peft (a Hugging Face PEFT folder)")
 	f.StringVar(&o.typ, "type", "", "tensor type: merged f32, f16 or q8_0 (default: keep the base's); adapter f16 (default) or f32; peft f32 (default), f16 or bf16")
 	f.StringVar(&o.adapterOut, "adapter-out", "", "also write the adapter in F16 to this path")
-	f.StringVar(&o.peftPrefix, "peft-prefix", "", "PEFT module path of the decoder's layers (default model; LLaVA: language_model.model)")
+	f.StringVar(&o.peftPrefix, "peft-prefix", "", "PEFT module path of the decoder's layers (default model; LLaVA: language_model.model, SmolVLM: model.text_model)")
 	f.StringVar(&o.peftBase, "peft-base", "", "base_model_name_or_path of a PEFT export (default: from the model's metadata)")
 	return cmd
 }

@@ -23,7 +23,7 @@ type Options struct {
 	Model     string  // text model GGUF (required)
 	Mmproj    string  // projector GGUF (required with Image)
 	Image     string  // image file (PNG, JPEG, GIF, WebP, BMP); optional
-	Lora      string  // LoRA adapter GGUF; optional
+	Lora      string  // LoRA adapter GGUF or PEFT adapter folder; optional
 	LoraScale float32 // adapter scale; 0 means 1
 	Prompt    string
 	N         int // most tokens to generate (at least 1)
@@ -40,6 +40,13 @@ type Options struct {
 // order and positions) and decodes greedily until an end-of-generation token or N
 // tokens. It returns the generated text.
 func Generate(o Options) (string, error) {
+	// llama.cpp loads GGUF adapters only: a PEFT folder becomes a temporary one.
+	lp, cleanup, err := lora.AsGGUF(o.Lora, o.Model)
+	if err != nil {
+		return "", err
+	}
+	defer cleanup()
+	o.Lora = lp
 	img, err := o.check()
 	if err != nil {
 		return "", err

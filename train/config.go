@@ -24,7 +24,7 @@ type Config struct {
 
 	Objective string `mapstructure:"objective" json:"objective" help:"loss: cal (Contrastive ALignment) or ce (plain cross-entropy)"`
 
-	InitAdapter string   `mapstructure:"init-adapter" json:"init_adapter" resume:"file" help:"start from this adapter (same rank and targets) instead of a fresh one"`
+	InitAdapter string   `mapstructure:"init-adapter" json:"init_adapter" resume:"file" help:"start from this adapter (a llama.cpp adapter GGUF or a PEFT folder; same rank and targets) instead of a fresh one"`
 	Rank        int      `mapstructure:"rank" json:"rank" help:"LoRA rank"`
 	Alpha       float64  `mapstructure:"alpha" json:"alpha" help:"LoRA alpha (the update is scaled by alpha/rank)"`
 	Targets     []string `mapstructure:"targets" json:"targets" help:"LoRA targets: attn_q,attn_k,attn_v,attn_output,ffn_gate,ffn_up,ffn_down, PEFT names, attn, mlp or all (default all seven)"`

@@ -113,10 +113,12 @@ func (e *Env) Close() {
 	}
 }
 
-// LoadAdapter reads an adapter trained on the env's model onto its backend, checked
-// against the model first: a mismatched adapter would abort inside ggml.
+// LoadAdapter reads an adapter trained on the env's model (a llama.cpp adapter GGUF or a
+// PEFT folder) onto its backend, checked against the model first: a mismatched adapter
+// would abort inside ggml.
 func (e *Env) LoadAdapter(path string) (*lora.Adapter, error) {
-	h, err := lora.Read(path)
+	hp := e.Model.HP
+	h, err := lora.ReadAny(path, lora.Base{Arch: hp.Arch, NHead: hp.NHead, NHeadKV: hp.NHeadKV})
 	if err != nil {
 		return nil, err
 	}

@@ -23,7 +23,7 @@ type ScoreConfig struct {
 	cal.Options `mapstructure:",squash"`
 
 	Data        string `mapstructure:"data" help:"LLaVA JSON or JSONL dataset (required)"`
-	Lora        string `mapstructure:"lora" help:"LoRA adapter to score with"`
+	Lora        string `mapstructure:"lora" help:"LoRA adapter to score with (a llama.cpp adapter GGUF or a PEFT folder)"`
 	Out         string `mapstructure:"out" help:"JSONL file to write, one line per supervised token (required)"`
 	HTML        string `mapstructure:"html" help:"also write an HTML page with every answer's tokens shaded by weight"`
 	HTMLSamples int    `mapstructure:"html-samples" help:"most samples on the HTML page (0: all)"`

@@ -98,7 +98,8 @@ func (r *run) load(ctx context.Context) error {
 		LoRA:            lora.Config{Rank: c.Rank, Alpha: float32(c.Alpha), Targets: c.Targets},
 		BackwardWeights: c.BackwardWeights, NoImageWeights: c.NoImageWeights}
 	if c.InitAdapter != "" {
-		if s.Init, err = lora.Read(c.InitAdapter); err != nil {
+		hp := r.env.Model.HP
+		if s.Init, err = lora.ReadAny(c.InitAdapter, lora.Base{Arch: hp.Arch, NHead: hp.NHead, NHeadKV: hp.NHeadKV}); err != nil {
 			return err
 		}
 		if s.Init.Arch != r.env.Model.HP.Arch {

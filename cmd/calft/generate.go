@@ -42,7 +42,7 @@ text unless the prompt holds the marker <__media__>.`,
 	f.StringVar(&o.Model, "model", "", "GGUF text model")
 	f.StringVar(&o.Mmproj, "mmproj", "", "GGUF vision projector (needed with --image)")
 	f.StringVar(&o.Image, "image", "", "image file: PNG, JPEG, GIF, WebP or BMP")
-	f.StringVar(&o.Lora, "lora", "", "LoRA adapter GGUF to apply")
+	f.StringVar(&o.Lora, "lora", "", "LoRA adapter to apply: a llama.cpp adapter GGUF or a PEFT adapter folder")
 	f.Float32Var(&o.LoraScale, "lora-scale", 1, "adapter scale")
 	f.StringVar(&o.Prompt, "prompt", "", "the question or instruction")
 	f.IntVar(&o.N, "n", 64, "most tokens to generate")

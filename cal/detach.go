@@ -35,6 +35,10 @@ func (d *Detacher) Detach(ctx *ggml.Context, g *ggml.Graph, x ggml.Tensor, pad i
 	return leaf, leaf
 }
 
+// Leaf is a zeroed leaf [ne0, ne1] that the graph writes into (with Cpy into views of
+// it) and reads after those writes: a value built in parts, constant to autodiff.
+func (d *Detacher) Leaf(ne0, ne1 int) ggml.Tensor { return d.ctx.NewTensor(ggml.TypeF32, ne0, ne1) }
+
 // Alloc places the leaves in backend memory, zeroed (the padding must read as zero).
 func (d *Detacher) Alloc(be *ggml.Backend) error {
 	buf, err := be.AllocTensors(d.ctx)

@@ -32,13 +32,22 @@ type Target struct {
 	Run   int
 }
 
-// LossInputs are the host-set inputs of the loss for N scored rows.
+// BlockElements bounds the logits computed at once: the loss takes as many scored rows
+// at a time as keep [n_vocab × rows] F32 within it (64 MB), so that a vocabulary of
+// 262k tokens never holds every row's logits alive together.
+const BlockElements = 1 << 24
+
+// BlockRows is how many scored rows one loss block takes for a vocabulary.
+func BlockRows(nVocab, n int) int { return max(1, min(n, BlockElements/max(nVocab, 1))) }
+
+// LossInputs are the host-set inputs of the loss for N scored rows, in blocks of Block.
 type LossInputs struct {
-	N       int
-	FlatIdx ggml.Tensor // I32 [N]: i·n_vocab + target, to gather the target logits
-	Weight  ggml.Tensor // F32 [N]: 1 for real rows, 0 for padding (the ce weights)
-	Coef    ggml.Tensor // F32 [N×K]: smoothing coefficient of row i's neighbour at offset k−h
-	opt     Options
+	N, Block int
+	Targets  ggml.Tensor // I32 [N]: each row's target token
+	FlatIdx  ggml.Tensor // I32 [N]: (i − its block's first row)·n_vocab + target, to gather target logits
+	Weight   ggml.Tensor // F32 [N]: 1 for real rows, 0 for padding (the ce weights)
+	Coef     ggml.Tensor // F32 [N×K]: smoothing coefficient of row i's neighbour at offset k−h
+	opt      Options
 }
 
 // half is the smoothing half-width (0 when smoothing is off).
@@ -49,11 +58,17 @@ func (o Options) half() int {
 	return o.Window / 2
 }
 
-// NewLossInputs declares the inputs for n scored rows.
-func NewLossInputs(ctx *ggml.Context, n int, opt Options) *LossInputs {
+// NewLossInputs declares the inputs for n scored rows, taken block rows at a time (≤ 0:
+// as BlockRows says for nVocab).
+func NewLossInputs(ctx *ggml.Context, n, nVocab, block int, opt Options) *LossInputs {
+	if block <= 0 {
+		block = BlockRows(nVocab, n)
+	}
 	k := 2*opt.half() + 1
 	return &LossInputs{
 		N:       n,
+		Block:   min(block, n),
+		Targets: ctx.NewTensor(ggml.TypeI32, n).SetName("loss_targets").SetInput(),
 		FlatIdx: ctx.NewTensor(ggml.TypeI32, n).SetName("loss_flat_idx").SetInput(),
 		Weight:  ctx.NewTensor(ggml.TypeF32, n).SetName("loss_row_weight").SetInput(),
 		Coef:    ctx.NewTensor(ggml.TypeF32, n, k).SetName("loss_smooth_coef").SetInput(),
@@ -66,11 +81,12 @@ func (li *LossInputs) Set(nVocab int, targets []Target) error {
 	if len(targets) > li.N {
 		return fmt.Errorf("%d targets for a loss built for %d rows", len(targets), li.N)
 	}
-	if int64(li.N)*int64(nVocab) > math.MaxInt32 {
-		return fmt.Errorf("%d scored rows × a vocabulary of %d exceed ggml's int32 row index; use smaller batches", li.N, nVocab)
+	if int64(li.Block)*int64(nVocab) > math.MaxInt32 {
+		return fmt.Errorf("a loss block of %d rows × a vocabulary of %d exceeds ggml's int32 row index", li.Block, nVocab)
 	}
 	h := li.opt.half()
 	k := 2*h + 1
+	tok := make([]int32, li.N)
 	idx := make([]int32, li.N)
 	w := make([]float32, li.N)
 	coef := make([]float32, li.N*k)
@@ -78,7 +94,8 @@ func (li *LossInputs) Set(nVocab int, targets []Target) error {
 		if t.Token < 0 || int(t.Token) >= nVocab {
 			return fmt.Errorf("target token %d outside the vocabulary of %d", t.Token, nVocab)
 		}
-		idx[i] = int32(i*nVocab) + t.Token
+		tok[i] = t.Token
+		idx[i] = int32((i%li.Block)*nVocab) + t.Token
 		w[i] = 1
 		// Neighbours inside the same run share the average; missing ones are left out.
 		var in []int
@@ -92,95 +109,137 @@ func (li *LossInputs) Set(nVocab int, targets []Target) error {
 			coef[(o+h)*li.N+i] = 1 / float32(len(in))
 		}
 	}
-	li.FlatIdx.SetI32(idx)
-	// The ce loss reads the row weights, the cal loss the smoothing coefficients.
-	if li.Weight.HasBuffer() {
-		li.Weight.SetF32(w)
+	for i := len(targets); i < li.N; i++ {
+		idx[i] = int32((i % li.Block) * nVocab) // padding: any valid index
 	}
-	if li.Coef.HasBuffer() {
-		li.Coef.SetF32(coef)
+	for _, in := range []struct {
+		t ggml.Tensor
+		v any
+	}{{li.Targets, tok}, {li.FlatIdx, idx}, {li.Weight, w}, {li.Coef, coef}} {
+		if !in.t.HasBuffer() { // a graph may not read every input
+			continue
+		}
+		switch v := in.v.(type) {
+		case []int32:
+			in.t.SetI32(v)
+		case []float32:
+			in.t.SetF32(v)
+		}
 	}
 	return nil
 }
 
+// Head is the output layer as the loss needs it: the logits of some rows' final hidden
+// states, and the gradient of those states from the gradient of their logits (dh = Wᵀ·dz).
+type Head interface {
+	Logits(ctx *ggml.Context, h ggml.Tensor) ggml.Tensor
+	InputGrad(ctx *ggml.Context, dlogits ggml.Tensor) ggml.Tensor
+}
+
+// Passes are what the decoder's passes give the loss: the final hidden states (after the
+// output norm) of the scored rows with the image [n_embd, N], and for CAL each row's
+// target logit with and without the image [1, N], computed alike.
+type Passes struct {
+	H, ZImg, ZNoImg ggml.Tensor
+}
+
 // Loss is the built loss and the per-row values worth reading back.
 type Loss struct {
-	Value ggml.Tensor // scalar Σ w·CE / Σ w, marked as the loss
-	// The per-row values below are copies in leaves of their own, readable after a compute.
+	// Value is Σ w·CE / Σ w (a copy in a leaf of its own, readable after a compute).
+	Value ggml.Tensor
+	// Seed is the scalar autodiff differentiates, Σ H ⊙ dH with dH the loss's gradient
+	// of H as a constant: its gradient of everything below H is the loss's.
+	Seed ggml.Tensor
+	// The per-row values below are copies in leaves of their own.
 	CE     ggml.Tensor // [1, N] per-row cross-entropy
 	Delta  ggml.Tensor // [N] Δ (cal only)
 	Weight ggml.Tensor // [1, N] the weights used
-	ZImg   ggml.Tensor // [1, N] target logits with the image
+	ZImg   ggml.Tensor // [1, N] target logits with the image (cal only)
 	ZNoImg ggml.Tensor // [1, N] target logits with the image hidden (cal only)
 }
 
-// pick gathers each row's target logit: [n_vocab, N] → [1, N], with a gradient.
-func pick(ctx *ggml.Context, logits, flatIdx ggml.Tensor) ggml.Tensor {
-	ne := logits.Ne()
-	return ctx.GetRows(ctx.Reshape(logits, 1, ne[0]*ne[1]), flatIdx)
-}
-
-// rowCE is log Σ exp(z) − z[y] per row. The row maximum is subtracted for stability and
-// detached: the result does not depend on it, so neither does the gradient.
-func rowCE(ctx *ggml.Context, g *ggml.Graph, d *Detacher, logits, zy ggml.Tensor) ggml.Tensor {
-	ne := logits.Ne()
-	am := ctx.Reshape(ctx.ArgMax(logits), 1, ne[1])
-	mx := ctx.Reshape(ctx.GetRows(ctx.Reshape(logits, 1, ne[0], ne[1]), am), 1, ne[1])
-	m, _ := d.Detach(ctx, g, mx, 0)
-	lse := ctx.Add(ctx.Log(ctx.SumRows(ctx.Exp(ctx.Sub(logits, m)))), m)
-	return ctx.Sub(ctx.Reshape(lse, 1, ne[1]), zy)
-}
-
-// Build adds the loss over logits [n_vocab, N] to g. For CAL, logitsNoImg are the same
-// rows' logits with the image hidden — [n_vocab, N], or just each row's target logit
-// [1, N], and then imgTarget is the image pass's target logit [1, N] computed the same
-// way (for Δ only). Δ, the weights and Σ w are constants to autodiff.
-// The nodes that must run before the loss are expanded into g here.
-func Build(ctx *ggml.Context, g *ggml.Graph, d *Detacher, obj Objective, logits, logitsNoImg, imgTarget ggml.Tensor, in *LossInputs) Loss {
-	zy := pick(ctx, logits, in.FlatIdx)
-	var l Loss
-	l.ZImg = zy
-	l.CE = rowCE(ctx, g, d, logits, zy)
+// weights are the objective's per-row weights [1, N], a constant leaf: CAL's smoothed,
+// clamped Δ, or the row weights (1 real, 0 padding) for ce.
+func weights(ctx *ggml.Context, g *ggml.Graph, d *Detacher, obj Objective, p Passes, in *LossInputs, l *Loss) ggml.Tensor {
 	n := in.N
-	switch obj {
-	case CAL:
-		zNo, zImg := logitsNoImg, imgTarget
-		if logitsNoImg.Ne()[0] != 1 {
-			zNo, zImg = pick(ctx, logitsNoImg, in.FlatIdx), zy
-		}
-		l.ZImg, l.ZNoImg = zImg, zNo // the pair Δ is made of
-		h := in.opt.half()
-		pad, delta := d.Detach(ctx, g, ctx.Sub(zImg, zNo), h)
-		l.Delta = delta
-		// ggml's clamp works in place: clamp a copy, so Δ stays readable.
-		c := ctx.Clamp(ctx.Cont(pad), float32(in.opt.Lo), float32(in.opt.Hi))
-		var w ggml.Tensor
-		for k := 0; k <= 2*h; k++ {
-			term := ctx.Mul(ctx.View1D(c, n, 4*k), ctx.View1D(in.Coef, n, 4*n*k))
-			if w.Nil() {
-				w = term
-			} else {
-				w = ctx.Add(w, term)
-			}
-		}
-		l.Weight = ctx.Reshape(w, 1, n)
-	default:
-		l.Weight = ctx.Reshape(in.Weight, 1, n)
+	if obj != CAL {
+		w, _ := d.Detach(ctx, g, ctx.Reshape(in.Weight, 1, n), 0)
+		return w
 	}
-	// The weights are constants of the gradient, and they are read back after the
-	// compute: a leaf of their own gives both (flagging a node as an output did not keep
-	// the backward pass from reusing its memory).
-	l.Weight, _ = d.Detach(ctx, g, l.Weight, 0)
-	num := ctx.Sum(ctx.Mul(l.CE, l.Weight))
+	h := in.opt.half()
+	pad, delta := d.Detach(ctx, g, ctx.Sub(p.ZImg, p.ZNoImg), h)
+	l.Delta = delta
+	// ggml's clamp works in place: clamp a copy, so Δ stays readable.
+	c := ctx.Clamp(ctx.Cont(pad), float32(in.opt.Lo), float32(in.opt.Hi))
+	var w ggml.Tensor
+	for k := 0; k <= 2*h; k++ {
+		term := ctx.Mul(ctx.View1D(c, n, 4*k), ctx.View1D(in.Coef, n, 4*n*k))
+		if w.Nil() {
+			w = term
+		} else {
+			w = ctx.Add(w, term)
+		}
+	}
+	// Padding rows have no neighbours: their coefficients, and so their weights, are 0.
+	leaf, _ := d.Detach(ctx, g, ctx.Reshape(w, 1, n), 0)
+	return leaf
+}
+
+// Build adds the loss to g, a block of scored rows at a time: each block's logits come
+// from head, give its rows' cross-entropy and, with backward, the loss's gradient of
+// their hidden states, ∂/∂h = Wᵀ·((softmax − onehot)·w/Σw), written by hand rather than
+// by autodiff, so that no block's logits need outlive it. The result for autodiff is
+// Seed; Δ, the weights and Σ w are constants of the gradient. The nodes are expanded
+// into g in order.
+func Build(ctx *ggml.Context, g *ggml.Graph, d *Detacher, obj Objective, head Head, p Passes, in *LossInputs, backward bool) Loss {
+	var l Loss
+	n := in.N
+	l.Weight = weights(ctx, g, d, obj, p, in, &l)
 	// Σ w is 0 only when nothing is supervised; the clamp keeps 0/0 from becoming NaN.
-	den := ctx.Clamp(ctx.Sum(l.Weight), 1e-20, 3e38)
-	l.Value = ctx.Div(num, den).SetName("loss").SetLoss()
-	g.Expand(l.Value)
-	// Copies for reading back, made before the backward pass can touch the originals.
-	l.CE, _ = d.Detach(ctx, g, l.CE, 0)
-	l.ZImg, _ = d.Detach(ctx, g, l.ZImg, 0)
-	if !l.ZNoImg.Nil() {
-		l.ZNoImg, _ = d.Detach(ctx, g, l.ZNoImg, 0)
+	wsum := ctx.Clamp(ctx.Sum(l.Weight), 1e-20, 3e38)
+	s := ctx.Div(l.Weight, wsum) // each row's share of the loss
+	l.CE = d.Leaf(1, n)
+	var dh ggml.Tensor
+	if backward {
+		dh = d.Leaf(p.H.Ne()[0], n)
+	}
+	for r0 := 0; r0 < n; r0 += in.Block {
+		lossBlock(ctx, g, head, p.H, s, in, r0, min(in.Block, n-r0), l.CE, dh)
+	}
+	l.Value, _ = d.Detach(ctx, g, ctx.Div(ctx.Sum(ctx.Mul(l.CE, l.Weight)), wsum), 0)
+	if backward {
+		l.Seed = ctx.Sum(ctx.Mul(p.H, dh)).SetName("loss_seed").SetLoss()
+		g.Expand(l.Seed)
+	}
+	if obj == CAL {
+		l.ZImg, _ = d.Detach(ctx, g, p.ZImg, 0)
+		l.ZNoImg, _ = d.Detach(ctx, g, p.ZNoImg, 0)
 	}
 	return l
+}
+
+// lossBlock computes rows r0..r0+nb: their cross-entropy into ce and, when dh is not
+// the zero Tensor, the loss's gradient of their hidden states into dh.
+func lossBlock(ctx *ggml.Context, g *ggml.Graph, head Head, H, s ggml.Tensor, in *LossInputs, r0, nb int, ce, dh ggml.Tensor) {
+	hb := ctx.View2D(H, H.Ne()[0], nb, H.Nb()[1], r0*H.Nb()[1])
+	logits := head.Logits(ctx, hb) // [V, nb]
+	V := logits.Ne()[0]
+	flat := ctx.View1D(in.FlatIdx, nb, 4*r0)
+	all := ctx.Reshape(logits, 1, V*nb)
+	zy := ctx.Reshape(ctx.GetRows(all, flat), 1, nb)
+	// Log-sum-exp with the row maximum subtracted for stability.
+	am := ctx.Reshape(ctx.ArgMax(logits), 1, nb)
+	m := ctx.Reshape(ctx.GetRows(ctx.Reshape(logits, 1, V, nb), am), 1, nb)
+	e := ctx.Exp(ctx.Sub(logits, m))
+	S := ctx.SumRows(e)
+	ceb := ctx.Sub(ctx.Add(ctx.Log(S), m), zy)
+	g.Expand(ctx.Cpy(ceb, ctx.View2D(ce, 1, nb, ce.Nb()[1], r0*ce.Nb()[1])))
+	if dh.Nil() {
+		return
+	}
+	sb := ctx.View2D(s, 1, nb, s.Nb()[1], r0*s.Nb()[1])
+	p := ctx.Mul(e, ctx.Div(sb, S)) // softmax·s
+	onehot := ctx.Reshape(ctx.GetRowsBack(ctx.Reshape(ctx.Cont(sb), 1, nb), flat, all), V, nb)
+	dhb := head.InputGrad(ctx, ctx.Sub(p, onehot))
+	g.Expand(ctx.Cpy(dhb, ctx.View2D(dh, dh.Ne()[0], nb, dh.Nb()[1], r0*dh.Nb()[1])))
 }

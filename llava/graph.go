@@ -105,6 +105,9 @@ type Decoder struct {
 	// NoImage, when set, are the frozen weights of CAL's image-absent pass (see
 	// NoImageWeights); nil runs that pass on W.
 	NoImage *NoImageWeights
+	// TileType is the type of the tiles of frozen matrices without a transposed copy in
+	// the backward pass's products (ggml.TiledTransposedProduct): F32 or BF16.
+	TileType ggml.Type
 }
 
 // stream is one sequence of rows flowing through the blocks: the full pass, or the rows
@@ -185,8 +188,10 @@ func (d *Decoder) bias(ctx *ggml.Context, x, b ggml.Tensor) ggml.Tensor {
 	return ctx.Add(x, b)
 }
 
-// Forward returns the logits [n_vocab, NOut] of the batch described by in. With noImg
-// it is the image-absent pass: every position unchanged, image rows hidden from text.
+// Forward returns the final hidden states, after the output norm, of the rows whose
+// next token is scored [n_embd, NOut] (every row when in.OutRows is the zero Tensor).
+// With noImg it is the image-absent pass: every position unchanged, image rows hidden
+// from text. Head turns hidden states into logits.
 func (d *Decoder) Forward(ctx *ggml.Context, in *Inputs, noImg bool) ggml.Tensor {
 	s := &stream{x: d.embed(ctx, in), pos: in.Pos, mask: in.KQMask, w: d.W, drop: d.Train}
 	if noImg {
@@ -203,7 +208,7 @@ func (d *Decoder) Forward(ctx *ggml.Context, in *Inputs, noImg bool) ggml.Tensor
 		// Only the rows whose next token is scored need the (large) vocabulary product.
 		x = ctx.GetRows(x, in.OutRows)
 	}
-	return d.output(ctx, s, x)
+	return d.name(d.outNorm(ctx, x), -1, "result_norm", s)
 }
 
 // noImageWeights are the frozen weights of CAL's image-absent pass.
@@ -214,10 +219,48 @@ func (d *Decoder) noImageWeights() *Weights {
 	return d.W
 }
 
-// output is the final norm and the vocabulary product (+ the output bias) of rows x.
-func (d *Decoder) output(ctx *ggml.Context, s *stream, x ggml.Tensor) ggml.Tensor {
-	logits := d.linear(ctx, -1, s, d.W.Output, d.outNorm(ctx, x))
-	return d.name(d.bias(ctx, logits, d.W.OutputB), -1, "result_output", s)
+// Head is the output layer: the vocabulary product of final hidden states, and the
+// gradient of those states from their logits' (for the loss, which takes them a block of
+// rows at a time). An adapter on the output layer itself is not supported.
+type Head struct{ d *Decoder }
+
+// Head returns the decoder's output layer.
+func (d *Decoder) Head() Head { return Head{d} }
+
+// Logits are W_out·h (+ the output bias) of hidden states h [n_embd, n]: [n_vocab, n].
+func (h Head) Logits(ctx *ggml.Context, x ggml.Tensor) ggml.Tensor {
+	d := h.d
+	logits := ctx.MulMat(d.W.Output, x)
+	return d.name(d.bias(ctx, logits, d.W.OutputB), -1, "result_output", &stream{})
+}
+
+// InputGrad is W_outᵀ·dz [n_embd, n] for logits' gradient dz [n_vocab, n], through the
+// output layer's transposed copy when training keeps one, else tiled.
+func (h Head) InputGrad(ctx *ggml.Context, dz ggml.Tensor) ggml.Tensor {
+	return h.d.transposedProduct(ctx, h.d.W.Output, dz)
+}
+
+// transposedProduct is Wᵀ·dy for a frozen W: the matrix product with W's transposed
+// copy when there is one, else the tiled product (a tile of W dequantized at a time).
+func (d *Decoder) transposedProduct(ctx *ggml.Context, w, dy ggml.Tensor) ggml.Tensor {
+	if d.Transposed != nil {
+		if wt, ok := d.Transposed.Of[w]; ok {
+			return ctx.MulMat(wt, dy)
+		}
+	}
+	return ctx.TiledTransposedProduct(w, dy, d.TileType)
+}
+
+// TargetLogits are each row's logit of its target token [1, n]: the dot product of its
+// hidden state h [n_embd, n] with the target's output row (+ its bias), without the
+// vocabulary product.
+func (d *Decoder) TargetLogits(ctx *ggml.Context, h, targets ggml.Tensor) ggml.Tensor {
+	n := h.Ne()[1]
+	z := ctx.Reshape(ctx.SumRows(ctx.Mul(h, ctx.GetRows(d.W.Output, targets))), 1, n)
+	if !d.W.OutputB.Nil() {
+		z = ctx.Add(z, ctx.Reshape(ctx.GetRows(ctx.Reshape(d.W.OutputB, 1, d.HP.NVocab), targets), 1, n))
+	}
+	return z
 }
 
 // embed is the input rows: token rows look up their embedding, image rows take theirs

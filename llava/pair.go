@@ -28,7 +28,6 @@ type PairInputs struct {
 	// pass's keys, then over the hidden keys.
 	KQMaskH ggml.Tensor
 	OutRows ggml.Tensor // I32 [NOut] row of each scored row in concat(full rows, hidden rows)
-	Targets ggml.Tensor // I32 [NOut] the token each scored row predicts
 }
 
 // HiddenRows lists the packed rows an image-absent pass must recompute: text rows after
@@ -77,7 +76,6 @@ func NewPairInputs(ctx *ggml.Context, in *Inputs, nh, nk int) *PairInputs {
 		HRows:   ctx.NewTensor(ggml.TypeI32, nh).SetName("inp_hidden_rows").SetInput(),
 		HPos:    ctx.NewTensor(ggml.TypeI32, nh).SetName("inp_hidden_pos").SetInput(),
 		OutRows: ctx.NewTensor(ggml.TypeI32, in.NOut).SetName("inp_out_rows_pair").SetInput(),
-		Targets: ctx.NewTensor(ggml.TypeI32, in.NOut).SetName("inp_targets_pair").SetInput(),
 	}
 	if nk > 0 {
 		keys = nk
@@ -87,9 +85,8 @@ func NewPairInputs(ctx *ggml.Context, in *Inputs, nh, nk int) *PairInputs {
 	return pi
 }
 
-// Set fills the pair inputs for a batch; outRows are the scored rows (as for Inputs.Set)
-// and targets the tokens they predict (padding rows may be left out of both).
-func (pi *PairInputs) Set(b *Batch, outRows, targets []int32) error {
+// Set fills the pair inputs for a batch; outRows are the scored rows (as for Inputs.Set).
+func (pi *PairInputs) Set(b *Batch, outRows []int32) error {
 	T := b.Rows()
 	hidden := b.HiddenRows()
 	if len(hidden) > pi.NH {
@@ -166,9 +163,6 @@ func (pi *PairInputs) Set(b *Batch, outRows, targets []int32) error {
 	}
 	full := make([]int32, pi.OutRows.NElements())
 	copy(full, out)
-	tg := make([]int32, pi.Targets.NElements())
-	copy(tg, targets)
-	pi.Targets.SetI32(tg)
 	pi.HRows.SetI32(hr)
 	pi.HPos.SetI32(hp)
 	pi.KQMaskH.SetF32(mask)
@@ -176,36 +170,25 @@ func (pi *PairInputs) Set(b *Batch, outRows, targets []int32) error {
 	return nil
 }
 
-// ForwardPair returns the full pass's logits [n_vocab, NOut] and, of the image-absent
-// pass, only each scored row's target logit [1, NOut]: CAL needs no other, and the
-// vocabulary product is a large part of a forward pass. The second pass recomputes only
-// the hidden rows, in the same layer loop as the first. An adapter on the output layer
-// itself is not applied to that logit.
+// ForwardPair returns the full pass's final hidden states of the scored rows [n_embd,
+// NOut] and each scored row's target logit in both passes [1, NOut] (targets: I32
+// [NOut]): CAL needs no other logit of the image-absent pass, and the vocabulary
+// product is a large part of a forward pass. The second pass recomputes only the hidden
+// rows, in the same layer loop as the first.
 //
-// targetImg is the full pass's target logit computed the same way as targetNoImg, so
-// that Δ compares like with like: with a quantized output layer the product behind
-// logits rounds its activations, a dot product with the dequantized row does not.
-func (d *Decoder) ForwardPair(ctx *ggml.Context, in *Inputs, pi *PairInputs) (logits, targetImg, targetNoImg ggml.Tensor) {
-	NOut := in.NOut
+// zImg is computed the same way as zNoImg, so that Δ compares like with like: with a
+// quantized output layer the vocabulary product rounds its activations, a dot product
+// with the dequantized row does not.
+func (d *Decoder) ForwardPair(ctx *ggml.Context, in *Inputs, pi *PairInputs, targets ggml.Tensor) (h, zImg, zNoImg ggml.Tensor) {
 	x := d.embed(ctx, in)
 	full := &stream{x: x, pos: in.Pos, mask: in.KQMask, w: d.W, drop: d.Train}
 	// Hidden rows are token rows: their input is the same in both passes.
 	hidden := &stream{x: ctx.GetRows(x, pi.HRows), pos: pi.HPos, mask: pi.KQMaskH, w: d.noImageWeights(),
 		suffix: "-noimg", keysFrom: full, keyRows: pi.KRows}
 	d.blocks(ctx, full, hidden)
-	hFull := d.outNorm(ctx, ctx.GetRows(full.x, in.OutRows))
-	logits = d.name(d.bias(ctx, d.linear(ctx, -1, full, d.W.Output, hFull), d.W.OutputB), -1, "result_output", full)
-	// A target logit is the dot product of a final state with the target's output row
-	// (plus the target's output bias).
-	rowsOut := ctx.GetRows(d.W.Output, pi.Targets)
-	h := d.outNorm(ctx, ctx.GetRows(ctx.Concat(full.x, hidden.x, 1), pi.OutRows))
-	targetNoImg = ctx.Reshape(ctx.SumRows(ctx.Mul(h, rowsOut)), 1, NOut)
-	targetImg = ctx.Reshape(ctx.SumRows(ctx.Mul(hFull, rowsOut)), 1, NOut)
-	if !d.W.OutputB.Nil() {
-		b := ctx.Reshape(ctx.GetRows(ctx.Reshape(d.W.OutputB, 1, d.HP.NVocab), pi.Targets), 1, NOut)
-		targetNoImg, targetImg = ctx.Add(targetNoImg, b), ctx.Add(targetImg, b)
-	}
-	return logits, targetImg, targetNoImg
+	h = d.name(d.outNorm(ctx, ctx.GetRows(full.x, in.OutRows)), -1, "result_norm", full)
+	hNo := d.outNorm(ctx, ctx.GetRows(ctx.Concat(full.x, hidden.x, 1), pi.OutRows))
+	return h, d.TargetLogits(ctx, h, targets), d.TargetLogits(ctx, hNo, targets)
 }
 
 // keptRows gathers the rows (dimension 2) of keys or values [hd, n_kv, T].

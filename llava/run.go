@@ -16,7 +16,7 @@ func ComputeLogits(be *ggml.Backend, d *Decoder, b *Batch, hideImages bool) ([]f
 	ctx := ggml.NewContext(size*ggml.TensorOverhead()+ggml.GraphOverhead(size, false), true)
 	defer ctx.Close()
 	in := NewInputs(ctx, d.HP, b.Rows(), 0, hideImages)
-	logits := d.Forward(ctx, in, hideImages).SetOutput()
+	logits := d.Head().Logits(ctx, d.Forward(ctx, in, hideImages)).SetOutput()
 	g := ctx.NewGraph(size, false)
 	g.Expand(logits)
 	al := be.NewAllocator()

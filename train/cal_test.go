@@ -118,14 +118,15 @@ func TestCALMatchesReference(t *testing.T) {
 	// unchanged rows (Hidden > 0, padded), reading the keys of all full-pass rows (Kept
 	// 0) or of the kept rows only (padded).
 	H, K := HiddenFor(batch), KeptFor(batch)
+	// The loss in one block, or in blocks of 7 rows (the vocabulary is small here).
 	for _, c := range []struct {
-		hidden, kept int
-		opt          cal.Options
-	}{{0, 0, opts[0]}, {0, 0, opts[1]}, {0, 0, opts[2]}, {0, 0, opts[3]},
-		{H, K, opts[0]}, {H, 0, opts[1]}, {H + 16, K + 16, opts[2]}, {H, K, opts[3]}} {
+		hidden, kept, block int
+		opt                 cal.Options
+	}{{0, 0, 0, opts[0]}, {0, 0, 7, opts[1]}, {0, 0, 0, opts[2]}, {0, 0, 7, opts[3]},
+		{H, K, 0, opts[0]}, {H, 0, 7, opts[1]}, {H + 16, K + 16, 0, opts[2]}, {H, K, 7, opts[3]}} {
 		hidden, opt := c.hidden, c.opt
 		dec := &llava.Decoder{HP: env.Model.HP, W: &env.Model.W}
-		sg, err := NewStepGraph(env.Backend, dec, nil, Shape{Rows: batch.Rows(), Scored: len(rows), Obj: cal.CAL, Hidden: hidden, Kept: c.kept}, opt)
+		sg, err := NewStepGraph(env.Backend, dec, nil, Shape{Rows: batch.Rows(), Scored: len(rows), Obj: cal.CAL, Hidden: hidden, Kept: c.kept, LossBlock: c.block}, opt, testAlloc(t, env))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -145,7 +146,7 @@ func TestCALMatchesReference(t *testing.T) {
 			spread = spread || math.Abs(ref.Weight[i]-ref.Weight[0]) > 1e-3
 		}
 		rl := relDiff(loss, refLoss)
-		t.Logf("hidden rows %d, kept rows %d, %+v: %d targets, worst Δ error %.2e, worst w error %.2e, loss %.6f vs %.6f (rel %.2e)", hidden, c.kept, opt, len(ref.Delta), worstD, worstW, loss, refLoss, rl)
+		t.Logf("loss blocks of %d rows, hidden rows %d, kept rows %d, %+v: %d targets, worst Δ error %.2e, worst w error %.2e, loss %.6f vs %.6f (rel %.2e)", c.block, hidden, c.kept, opt, len(ref.Delta), worstD, worstW, loss, refLoss, rl)
 		if worstD > 1e-4 || worstW > 1e-4 || rl > 1e-4 {
 			t.Errorf("%+v: ggml and the float64 reference differ beyond 1e-4", opt)
 		}
@@ -161,7 +162,7 @@ func TestCALWithUnitWeightsIsCE(t *testing.T) {
 	batch, _, rows, targets := packed(t, env, recs[:3])
 	dec := &llava.Decoder{HP: env.Model.HP, W: &env.Model.W}
 	loss := func(obj cal.Objective, opt cal.Options) float64 {
-		sg, err := NewStepGraph(env.Backend, dec, nil, Shape{Rows: batch.Rows(), Scored: len(rows), Obj: obj}, opt)
+		sg, err := NewStepGraph(env.Backend, dec, nil, Shape{Rows: batch.Rows(), Scored: len(rows), Obj: obj}, opt, testAlloc(t, env))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -184,7 +185,7 @@ func TestCALEdgeCases(t *testing.T) {
 	env, recs := calFixture(t)
 	dec := &llava.Decoder{HP: env.Model.HP, W: &env.Model.W}
 	run := func(b *llava.Batch, rows []int32, targets []cal.Target, nScored int) (float64, []float32) {
-		sg, err := NewStepGraph(env.Backend, dec, nil, Shape{Rows: b.Rows(), Scored: nScored, Obj: cal.CAL}, cal.Defaults())
+		sg, err := NewStepGraph(env.Backend, dec, nil, Shape{Rows: b.Rows(), Scored: nScored, Obj: cal.CAL}, cal.Defaults(), testAlloc(t, env))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -225,4 +226,11 @@ func TestCALEdgeCases(t *testing.T) {
 	if math.IsNaN(l) || math.IsInf(l, 0) || len(rows) < 250 {
 		t.Errorf("long answer: %d targets, loss %v", len(rows), l)
 	}
+}
+
+// testAlloc is a shared compute buffer for a test's graphs, freed when it ends.
+func testAlloc(t *testing.T, env *Env) *Allocator {
+	al := NewAllocator(env.Backend)
+	t.Cleanup(al.Close)
+	return al
 }

@@ -26,7 +26,8 @@ func TestTransposedBackwardMatchesAutodiff(t *testing.T) {
 			// The rewrite must have replaced every product through a frozen weight: ggml's
 			// autodiff graph has them, the rewritten one none.
 			of := got.tr.Fast.Transposed.Of
-			before, after := FrozenOutProds(ref.train.Graph(), of), FrozenOutProds(got.train.Graph(), of)
+			fp := ggml.FrozenProducts{Transposed: of}
+			before, after := FrozenOutProds(ref.train.Graph(), fp), FrozenOutProds(got.train.Graph(), fp)
 			if before == 0 || after != 0 || got.train.Rewritten < before {
 				t.Fatalf("%s copies: %d out_prods through frozen weights before the rewrite, %d after, %d nodes rewritten (%d copies)",
 					c.typ, before, after, got.train.Rewritten, len(of))

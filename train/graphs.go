@@ -16,18 +16,20 @@ const (
 
 func roundUp(n, m int) int { return (n + m - 1) / m * m }
 
-// graphCache keeps the few most recently used step graphs of a decoder.
+// graphCache keeps the few most recently used step graphs of a decoder (their
+// structure only: their values share one compute buffer).
 type graphCache struct {
 	be     *ggml.Backend
 	dec    *llava.Decoder
 	opt    *Optimizer // nil: forward-only graphs (scoring)
 	co     cal.Options
+	alloc  *Allocator
 	graphs map[Shape]*StepGraph
 	lru    []Shape
 }
 
 func newGraphCache(be *ggml.Backend, dec *llava.Decoder, opt *Optimizer, co cal.Options) *graphCache {
-	return &graphCache{be: be, dec: dec, opt: opt, co: co, graphs: map[Shape]*StepGraph{}}
+	return &graphCache{be: be, dec: dec, opt: opt, co: co, alloc: NewAllocator(be), graphs: map[Shape]*StepGraph{}}
 }
 
 // get returns the built graph of a shape, building it (and dropping the least recently
@@ -53,7 +55,7 @@ func (c *graphCache) get(sh Shape) (*StepGraph, error) {
 	if !sh.Backward {
 		opt = nil
 	}
-	g, err := NewStepGraph(c.be, c.dec, opt, sh, c.co)
+	g, err := NewStepGraph(c.be, c.dec, opt, sh, c.co, c.alloc)
 	if err != nil {
 		return nil, err
 	}
@@ -67,4 +69,5 @@ func (c *graphCache) close() {
 		g.Close()
 	}
 	c.graphs = nil
+	c.alloc.Close()
 }

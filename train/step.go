@@ -23,6 +23,9 @@ type Shape struct {
 	// Kept is the number of rows (padded) of the full pass whose keys and values that
 	// pass reads (see llava.Batch.KeptRows); 0 reads all rows.
 	Kept int
+	// LossBlock is how many scored rows the loss takes at a time (0: as many as keep
+	// one block's logits within cal.BlockElements).
+	LossBlock int
 }
 
 // HiddenFor is the Hidden size of a batch: its text rows after an image, rounded up so
@@ -44,7 +47,9 @@ func KeptFor(b *llava.Batch) int {
 }
 
 // StepGraph is one built graph: forward pass(es), the loss and, for training, the
-// backward pass that adds LoRA gradients into the optimiser's accumulators.
+// backward pass that adds LoRA gradients into the optimiser's accumulators. Its
+// intermediate values live in a compute buffer it shares with every other graph of the
+// run (see Allocator), so a run's memory is its largest graph's, not the sum.
 type StepGraph struct {
 	Shape Shape
 	Loss  cal.Loss
@@ -54,99 +59,125 @@ type StepGraph struct {
 	// [Phases[0], Phases[1]) the loss, [Phases[1], NNodes) the backward pass.
 	Phases [2]int
 
-	hp    arch.HParams
-	be    *ggml.Backend
-	ctx   *ggml.Context
-	g     *ggml.Graph
-	in    *llava.Inputs
-	pair  *llava.PairInputs // CAL's shared image-absent pass, when Shape.Hidden > 0
-	li    *cal.LossInputs
-	det   *cal.Detacher
-	alloc *ggml.Allocator
-	drops []ggml.Tensor // LoRA dropout row choices, set per step
+	hp       arch.HParams
+	be       *ggml.Backend
+	ctx      *ggml.Context
+	g        *ggml.Graph
+	in       *llava.Inputs
+	pair     *llava.PairInputs // CAL's shared image-absent pass, when Shape.Hidden > 0
+	li       *cal.LossInputs
+	det      *cal.Detacher
+	alloc    *Allocator
+	drops    []ggml.Tensor // LoRA dropout row choices, set per step
+	dropSeed uint64
 
-	logits, noImg ggml.Tensor // the passes' outputs (noImg: zero Tensor for ce)
+	h, zNoImg ggml.Tensor // the passes' outputs (zNoImg: zero Tensor for ce)
 }
 
-// NewStepGraph builds and allocates the graph of a shape. opt is needed for Backward.
-func NewStepGraph(be *ggml.Backend, dec *llava.Decoder, opt *Optimizer, sh Shape, co cal.Options) (*StepGraph, error) {
+// Allocator is the compute buffer every graph of a run shares: each graph is placed in
+// it before it computes, and it grows to the largest graph's size once.
+type Allocator struct {
+	al      *ggml.Allocator
+	current *ggml.Graph
+}
+
+// NewAllocator makes an empty shared compute buffer on be.
+func NewAllocator(be *ggml.Backend) *Allocator { return &Allocator{al: be.NewAllocator()} }
+
+// place allocates g's intermediate values unless g is the graph placed last.
+func (a *Allocator) place(g *ggml.Graph) error {
+	if a.current == g {
+		return nil
+	}
+	a.current = nil
+	if err := a.al.Place(g); err != nil {
+		return err
+	}
+	a.current = g
+	return nil
+}
+
+// Measure is the compute buffer a graph needs, without allocating it.
+func (a *Allocator) Measure(g *ggml.Graph) int { return a.al.Measure(g) }
+
+// Size is the buffer's size now.
+func (a *Allocator) Size() int { return a.al.Size() }
+
+// Close frees the buffer.
+func (a *Allocator) Close() { a.al.Close() }
+
+// NewStepGraph builds the graph of a shape, placed in al's buffer before each compute.
+// opt is needed for Backward.
+func NewStepGraph(be *ggml.Backend, dec *llava.Decoder, opt *Optimizer, sh Shape, co cal.Options, al *Allocator) (*StepGraph, error) {
 	if sh.Rows <= 0 || sh.Scored <= 0 {
 		return nil, fmt.Errorf("a step needs rows and scored rows, got %d and %d", sh.Rows, sh.Scored)
 	}
-	size := 2 * llava.GraphSize(dec.HP.NLayer)
-	s := &StepGraph{Shape: sh, hp: dec.HP, be: be}
-	s.ctx = ggml.NewContext(3*size*ggml.TensorOverhead()+ggml.GraphOverhead(size, sh.Backward), true)
+	if sh.Backward && opt == nil {
+		return nil, fmt.Errorf("a backward step graph needs the optimizer's accumulators")
+	}
+	size := 2*llava.GraphSize(dec.HP.NLayer) + 64*(sh.Scored/cal.BlockRows(dec.HP.NVocab, sh.Scored)+1)
+	s := &StepGraph{Shape: sh, hp: dec.HP, be: be, alloc: al}
+	s.ctx = ggml.NewContext(4*size*ggml.TensorOverhead()+ggml.GraphOverhead(size, sh.Backward), true)
 	s.g = s.ctx.NewGraph(size, sh.Backward)
 	s.det = cal.NewDetacher(16)
-	cleanup := func() {
-		s.det.Close()
-		s.ctx.Close()
-	}
-	calPass := sh.Obj == cal.CAL
 	train := *dec
 	train.Train = sh.Backward
-	dec = &train
+	s.build(&train, co)
+	if sh.Backward {
+		s.g.BuildBackwardInto(s.ctx, opt.Accs)
+		avoidInplaceRMSNormBack(s.g)
+		// The seed's gradient is set from the host before each compute: as an input it
+		// gets memory of its own, which no earlier node of the graph can overwrite.
+		s.g.GradAcc(s.Loss.Seed).SetInput()
+	}
+	if err := s.rewrite(be, &train); err != nil {
+		s.Close()
+		return nil, err
+	}
+	if err := s.det.Alloc(be); err != nil {
+		s.Close()
+		return nil, err
+	}
+	return s, nil
+}
+
+// build adds the forward pass(es) and the loss to the graph.
+func (s *StepGraph) build(dec *llava.Decoder, co cal.Options) {
+	sh := s.Shape
+	calPass := sh.Obj == cal.CAL
 	s.in = llava.NewInputs(s.ctx, dec.HP, sh.Rows, sh.Scored, calPass && sh.Hidden == 0)
-	s.li = cal.NewLossInputs(s.ctx, sh.Scored, co)
-	var logits, noImg, imgTarget ggml.Tensor
+	s.li = cal.NewLossInputs(s.ctx, sh.Scored, dec.HP.NVocab, sh.LossBlock, co)
+	var p cal.Passes
 	switch {
 	case calPass && sh.Hidden > 0:
 		s.pair = llava.NewPairInputs(s.ctx, s.in, sh.Hidden, sh.Kept)
-		logits, imgTarget, noImg = dec.ForwardPair(s.ctx, s.in, s.pair)
+		p.H, p.ZImg, p.ZNoImg = dec.ForwardPair(s.ctx, s.in, s.pair, s.li.Targets)
 	case calPass:
-		// The image-absent pass goes first so that its detached Δ is ready for the loss.
-		noImg = dec.Forward(s.ctx, s.in, true)
-		logits = dec.Forward(s.ctx, s.in, false)
+		hNo := dec.Forward(s.ctx, s.in, true)
+		p.H = dec.Forward(s.ctx, s.in, false)
+		p.ZImg, p.ZNoImg = dec.TargetLogits(s.ctx, p.H, s.li.Targets), dec.TargetLogits(s.ctx, hNo, s.li.Targets)
 	default:
-		logits = dec.Forward(s.ctx, s.in, false)
+		p.H = dec.Forward(s.ctx, s.in, false)
 	}
-	s.logits, s.noImg = logits, noImg
+	s.h, s.zNoImg = p.H, p.ZNoImg
 	if calPass {
-		s.g.Expand(noImg)
+		s.g.Expand(p.ZNoImg)
+		s.g.Expand(p.ZImg)
 	}
-	s.g.Expand(logits)
+	s.g.Expand(p.H)
 	s.Phases[0] = s.g.NNodes()
 	if ad, ok := dec.Adapter.(interface{ TakeDropoutInputs() []ggml.Tensor }); ok {
 		s.drops = ad.TakeDropoutInputs()
 	}
-	s.Loss = cal.Build(s.ctx, s.g, s.det, sh.Obj, logits, noImg, imgTarget, s.li)
+	s.Loss = cal.Build(s.ctx, s.g, s.det, sh.Obj, dec.Head(), p, s.li, sh.Backward)
 	s.Phases[1] = s.g.NNodes()
-	if sh.Backward {
-		if opt == nil {
-			cleanup()
-			return nil, fmt.Errorf("a backward step graph needs the optimizer's accumulators")
-		}
-		s.g.BuildBackwardInto(s.ctx, opt.Accs)
-		avoidInplaceRMSNormBack(s.g)
-		// The loss's seed gradient is set from the host before each compute: as an input it
-		// gets memory of its own, which no earlier node of the graph can overwrite.
-		s.g.GradAcc(s.Loss.Value).SetInput()
-	}
-	if err := s.rewrite(be, dec); err != nil {
-		cleanup()
-		return nil, err
-	}
-	if err := s.det.Alloc(be); err != nil {
-		cleanup()
-		return nil, err
-	}
-	s.alloc = be.NewAllocator()
-	if err := s.alloc.Alloc(s.g); err != nil {
-		s.alloc.Close()
-		cleanup()
-		return nil, fmt.Errorf("the training step of %d rows: %w", sh.Rows, err)
-	}
-	return s, nil
 }
 
 // rewrite runs ggml.Graph.RewriteOutProds over the built graph, keeping each node's
 // phase (an inserted node takes its reader's), and checks that no backward product
 // through a frozen weight with a transposed copy was left to out_prod.
 func (s *StepGraph) rewrite(be *ggml.Backend, dec *llava.Decoder) error {
-	var transposed map[ggml.Tensor]ggml.Tensor
-	if dec.Transposed != nil {
-		transposed = dec.Transposed.Of
-	}
+	fp := frozenProducts(dec)
 	phase := map[ggml.Tensor]int{}
 	for i := 0; i < s.g.NNodes(); i++ {
 		phase[s.g.Node(i)] = 0
@@ -156,9 +187,9 @@ func (s *StepGraph) rewrite(be *ggml.Backend, dec *llava.Decoder) error {
 			phase[s.g.Node(i)] = 1
 		}
 	}
-	s.Rewritten = s.g.RewriteOutProds(s.ctx, transposed, be.IsCPU())
-	if left := FrozenOutProds(s.g, transposed); s.Shape.Backward && left > 0 {
-		return fmt.Errorf("%d backward products through frozen weights were left to out_prod although transposed copies exist (a rewrite that no longer matches ggml's autodiff)", left)
+	s.Rewritten = s.g.RewriteOutProds(s.ctx, fp, be.IsCPU())
+	if left := FrozenOutProds(s.g, fp); s.Shape.Backward && left > 0 {
+		return fmt.Errorf("%d backward products through frozen weights were left to out_prod (a rewrite that no longer matches ggml's autodiff)", left)
 	}
 	n := s.g.NNodes()
 	s.Phases = [2]int{n, n}
@@ -177,9 +208,28 @@ func (s *StepGraph) rewrite(be *ggml.Backend, dec *llava.Decoder) error {
 	return nil
 }
 
+// frozenProducts is how the decoder's backward pass multiplies with its frozen
+// matrices: those with a transposed copy through it, every other one tiled — unless the
+// decoder keeps ggml's autodiff products (TileType 0 and no copies).
+func frozenProducts(dec *llava.Decoder) ggml.FrozenProducts {
+	fp := ggml.FrozenProducts{Transposed: map[ggml.Tensor]ggml.Tensor{}, Tiled: map[ggml.Tensor]bool{}, TileType: dec.TileType}
+	if dec.Transposed != nil {
+		fp.Transposed = dec.Transposed.Of
+	}
+	if dec.TileType == 0 {
+		return fp
+	}
+	for _, m := range dec.W.Matrices() {
+		if _, ok := fp.Transposed[*m.T]; !ok {
+			fp.Tiled[*m.T] = true
+		}
+	}
+	return fp
+}
+
 // FrozenOutProds counts the OUT_PROD nodes of g that read a frozen weight which has a
-// transposed copy: after the rewrite there must be none.
-func FrozenOutProds(g *ggml.Graph, transposed map[ggml.Tensor]ggml.Tensor) int {
+// transposed copy or is tiled: after the rewrite there must be none.
+func FrozenOutProds(g *ggml.Graph, fp ggml.FrozenProducts) int {
 	n := 0
 	for i := 0; i < g.NNodes(); i++ {
 		node := g.Node(i)
@@ -187,7 +237,8 @@ func FrozenOutProds(g *ggml.Graph, transposed map[ggml.Tensor]ggml.Tensor) int {
 			continue
 		}
 		for j := 0; j < 2; j++ {
-			if _, ok := transposed[node.Src(j)]; ok {
+			_, copied := fp.Transposed[node.Src(j)]
+			if copied || fp.Tiled[node.Src(j)] {
 				n++
 				break
 			}
@@ -200,7 +251,7 @@ func FrozenOutProds(g *ggml.Graph, transposed map[ggml.Tensor]ggml.Tensor) int {
 // on that the full pass's logits do not (for profiling; empty for ce).
 func (s *StepGraph) ImageAbsentNodes() map[ggml.Tensor]bool {
 	out := map[ggml.Tensor]bool{}
-	if s.noImg.Nil() {
+	if s.zNoImg.Nil() {
 		return out
 	}
 	full := map[ggml.Tensor]bool{}
@@ -214,17 +265,19 @@ func (s *StepGraph) ImageAbsentNodes() map[ggml.Tensor]bool {
 			walk(t.Src(i), set)
 		}
 	}
-	walk(s.logits, full)
-	walk(s.noImg, out)
+	walk(s.h, full)
+	walk(s.zNoImg, out)
 	return out
 }
 
 // Graph is the built graph (for profiling).
 func (s *StepGraph) Graph() *ggml.Graph { return s.g }
 
-// Close frees the graph.
+// Close frees the graph (not the shared compute buffer).
 func (s *StepGraph) Close() {
-	s.alloc.Close()
+	if s.alloc != nil && s.alloc.current == s.g {
+		s.alloc.current = nil
+	}
 	s.det.Close()
 	s.ctx.Close()
 }
@@ -242,25 +295,27 @@ func (s *StepGraph) Run(b *llava.Batch, outRows []int32, targets []cal.Target) (
 	return float64(s.Loss.Value.F32()[0]), nil
 }
 
-// SetDropoutSeed draws the LoRA dropout masks of the next compute from seed.
-func (s *StepGraph) SetDropoutSeed(seed uint64) { lora.SetDropoutRows(s.drops, seed) }
+// SetDropoutSeed chooses the seed the LoRA dropout masks of the next compute are drawn
+// from.
+func (s *StepGraph) SetDropoutSeed(seed uint64) { s.dropSeed = seed }
 
-// SetInputs sets the graph's inputs for a batch without computing (Run does both).
+// SetInputs places the graph in the shared compute buffer and sets its inputs for a
+// batch, without computing (Run does both).
 func (s *StepGraph) SetInputs(b *llava.Batch, outRows []int32, targets []cal.Target) error {
 	if len(outRows) != len(targets) || len(targets) > s.Shape.Scored {
 		return fmt.Errorf("%d scored rows and %d targets for a graph of %d scored rows", len(outRows), len(targets), s.Shape.Scored)
 	}
+	if err := s.alloc.place(s.g); err != nil {
+		return fmt.Errorf("the step of %d rows: %w", s.Shape.Rows, err)
+	}
+	lora.SetDropoutRows(s.drops, s.dropSeed)
 	rows := make([]int32, s.Shape.Scored)
 	copy(rows, outRows)
 	if err := s.in.Set(s.hp, b, rows); err != nil {
 		return err
 	}
 	if s.pair != nil {
-		toks := make([]int32, len(targets))
-		for i, t := range targets {
-			toks[i] = t.Token
-		}
-		if err := s.pair.Set(b, rows, toks); err != nil {
+		if err := s.pair.Set(b, rows); err != nil {
 			return err
 		}
 	}
@@ -270,7 +325,7 @@ func (s *StepGraph) SetInputs(b *llava.Batch, outRows []int32, targets []cal.Tar
 	if s.Shape.Backward {
 		// Only the loss's seed gradient is set; the LoRA accumulators keep adding up
 		// over micro-batches until the optimiser zeroes them.
-		s.g.GradAcc(s.Loss.Value).SetF32([]float32{1})
+		s.g.GradAcc(s.Loss.Seed).SetF32([]float32{1})
 	}
 	return nil
 }

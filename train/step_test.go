@@ -26,6 +26,11 @@ func TestLoRAGradientsMatchFiniteDifferences(t *testing.T) {
 			m, be, s := tinySample(t)
 			checkLoRAGradients(t, m, be, s, obj)
 		})
+		// The loss a few rows at a time (its gradient of the hidden states by block).
+		t.Run(string(obj)+"/blocks", func(t *testing.T) {
+			m, be, s := tinySample(t)
+			checkLoRAGradients(t, m, be, s, obj, func(st *Setup) { st.LossBlock = 3 })
+		})
 	}
 }
 

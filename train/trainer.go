@@ -28,6 +28,9 @@ type Setup struct {
 	// benchmark's one fixed batch); otherwise that number is rounded up, so that batches
 	// of similar size share a graph.
 	ExactShapes bool
+	// LossBlock is how many scored rows the loss takes at a time (0: automatic; tests
+	// set it to check the blocks).
+	LossBlock int
 }
 
 // errInitAdapter marks an initial adapter (Setup.Init) that does not fit the run.
@@ -132,6 +135,7 @@ func (t *Trainer) Shape(b *Batch, obj cal.Objective, backward bool) Shape {
 	if t.Setup.ExactShapes {
 		sh.Scored = max(len(b.Rows), 1)
 	}
+	sh.LossBlock = t.Setup.LossBlock
 	if obj == cal.CAL && !(backward && t.Setup.Dropout > 0) {
 		// The shared image-absent pass reuses the training pass's unchanged rows, which
 		// carry its dropout masks; with dropout, the separate dropout-free pass is used.

@@ -5,6 +5,23 @@ package ggml
 // #include "ggml-cpu.h"
 // #include "ggml-backend.h"
 // #include "ggml-alloc.h"
+// #include "ggml-impl.h"
+// static void calft_release_compute(struct ggml_cgraph * g) {
+//     for (int pass = 0; pass < 2; pass++) {
+//         int n = pass == 0 ? g->n_leafs : g->n_nodes;
+//         for (int i = 0; i < n; i++) {
+//             struct ggml_tensor * t = pass == 0 ? g->leafs[i] : g->nodes[i];
+//             for (int s = -1; s < GGML_MAX_SRC; s++) {
+//                 struct ggml_tensor * u = s < 0 ? t : t->src[s];
+//                 if (u != NULL && u->buffer != NULL &&
+//                     ggml_backend_buffer_get_usage(u->buffer) == GGML_BACKEND_BUFFER_USAGE_COMPUTE) {
+//                     u->data = NULL;
+//                     u->buffer = NULL;
+//                 }
+//             }
+//         }
+//     }
+// }
 import "C"
 
 import (
@@ -196,6 +213,21 @@ func (al *Allocator) Alloc(g *Graph) error {
 		return errors.New("out of memory: cannot allocate the graph's compute buffer")
 	}
 	return nil
+}
+
+// Place allocates g's intermediate values in the allocator's buffer, where another
+// graph may have been placed since g last was: g's tensors that live in a compute buffer
+// are let go first, as ggml's allocator keeps any tensor that already has memory.
+func (al *Allocator) Place(g *Graph) error {
+	C.calft_release_compute(g.g)
+	return al.Alloc(g)
+}
+
+// Measure is the size of the buffer g needs, without allocating it.
+func (al *Allocator) Measure(g *Graph) int {
+	var size C.size_t
+	C.ggml_gallocr_reserve_n_size(al.a, g.g, nil, nil, &size)
+	return int(size)
 }
 
 // Size is the bytes the allocator holds.

@@ -31,6 +31,9 @@ const (
 	TypeF16  Type = C.GGML_TYPE_F16
 	TypeQ4_0 Type = C.GGML_TYPE_Q4_0
 	TypeQ8_0 Type = C.GGML_TYPE_Q8_0
+	TypeQ4_K Type = C.GGML_TYPE_Q4_K
+	TypeQ5_K Type = C.GGML_TYPE_Q5_K
+	TypeQ6_K Type = C.GGML_TYPE_Q6_K
 	TypeI32  Type = C.GGML_TYPE_I32
 	TypeBF16 Type = C.GGML_TYPE_BF16
 )
@@ -236,4 +239,23 @@ func (t Tensor) mustType(typ Type, n int) {
 	if t.Type() != typ || t.NElements() != n {
 		panic(fmt.Sprintf("ggml: tensor %q is %s×%d, caller passed %s×%d", t.Name(), t.Type(), t.NElements(), typ, n))
 	}
+}
+
+// Quantize converts rows of nPerRow F32 values to type t with ggml's own quantizers
+// (K-quants included); F32, F16 and BF16 are converted as well.
+func Quantize(t Type, src []float32, nPerRow int) ([]byte, error) {
+	if nPerRow <= 0 || len(src)%nPerRow != 0 || nPerRow%t.BlockSize() != 0 {
+		return nil, fmt.Errorf("ggml: cannot quantize %d values in rows of %d to %s (block %d)", len(src), nPerRow, t, t.BlockSize())
+	}
+	if bool(C.ggml_quantize_requires_imatrix(C.enum_ggml_type(t))) {
+		return nil, fmt.Errorf("ggml: %s needs an importance matrix", t)
+	}
+	nrows := len(src) / nPerRow
+	out := make([]byte, t.RowSize(nPerRow)*nrows)
+	if len(out) == 0 {
+		return out, nil
+	}
+	C.ggml_quantize_chunk(C.enum_ggml_type(t), (*C.float)(unsafe.Pointer(&src[0])), unsafe.Pointer(&out[0]),
+		0, C.int64_t(nrows), C.int64_t(nPerRow), nil)
+	return out, nil
 }

@@ -164,3 +164,17 @@ func (ctx *Context) Transpose(a Tensor) Tensor { return Tensor{C.ggml_transpose(
 func (ctx *Context) AdamWStep(a, grad, m, v, p Tensor) Tensor {
 	return Tensor{C.ggml_opt_step_adamw(ctx.c, a.t, grad.t, m.t, v.t, p.t)}
 }
+
+// Cast converts a to type typ (quantized to F32 included, on the CPU).
+func (ctx *Context) Cast(a Tensor, typ Type) Tensor {
+	return Tensor{C.ggml_cast(ctx.c, a.t, C.enum_ggml_type(typ))}
+}
+
+// GetRowsBack scatters the rows of a [n, k] to the rows idx [k] of a tensor shaped like
+// like [n, r], zero elsewhere (rows named twice add up): the backward of GetRows.
+func (ctx *Context) GetRowsBack(a, idx, like Tensor) Tensor {
+	return Tensor{C.ggml_get_rows_back(ctx.c, a.t, idx.t, like.t)}
+}
+
+// SoftMax is softmax along dim 0.
+func (ctx *Context) SoftMax(a Tensor) Tensor { return Tensor{C.ggml_soft_max(ctx.c, a.t)} }

@@ -57,11 +57,84 @@ package ggml
 //     node->src[1] = x;
 // }
 //
+// // calft_tile_rows is how many rows of W [n_in, n_out] one tile of the tiled transposed
+// // product takes: about 8M elements, so a tile's F32 copy is 32 MB.
+// static int64_t calft_tile_rows(const struct ggml_tensor * w) {
+//     int64_t r = ((int64_t) 8 << 20) / w->ne[0];
+//     if (r < 1) r = 1;
+//     return r < w->ne[1] ? r : w->ne[1];
+// }
+//
+// // calft_tiles is how many graph nodes calft_tiled_tprod adds for W.
+// static int calft_tiles(const struct ggml_tensor * w) {
+//     int64_t r = calft_tile_rows(w);
+//     return (int) ((w->ne[1] + r - 1) / r);
+// }
+//
+// // calft_tiled_tprod builds dx = Wᵀ·dy for a frozen W [n_in, n_out] of any type ggml can
+// // copy to F32 (quantized, F16, BF16, F32) and dy [n_out, T] F32, without a full-size copy
+// // of W: a tile of rows of W at a time is dequantized, transposed into type tt (F32, or
+// // BF16 for twice mul_mat's rate), and multiplied with the matching rows of dy; the tiles'
+// // products add up. Every new node is stored in out, in order, except the last, whose op
+// // and sources are written into into (the node being replaced); with into NULL the last
+// // is stored too and returned.
+// static struct ggml_tensor * calft_tiled_tprod(struct ggml_context * ctx, struct ggml_tensor * w,
+//         struct ggml_tensor * dy, enum ggml_type tt, struct ggml_tensor * into,
+//         struct ggml_tensor ** out, int * n) {
+//     const int64_t n_in = w->ne[0], n_out = w->ne[1], T = dy->ne[1], rows = calft_tile_rows(w);
+//     const int tiles = calft_tiles(w);
+//     struct ggml_tensor * acc = NULL, * last = NULL;
+//     for (int t = 0; t < tiles; t++) {
+//         const int64_t o0 = t * rows, nb = n_out - o0 < rows ? n_out - o0 : rows;
+//         struct ggml_tensor * wv = ggml_view_2d(ctx, w, n_in, nb, w->nb[1], o0 * w->nb[1]);
+//         out[(*n)++] = wv;
+//         struct ggml_tensor * wf = wv;
+//         if (w->type != GGML_TYPE_F32) {
+//             wf = ggml_cast(ctx, wv, GGML_TYPE_F32);
+//             out[(*n)++] = wf;
+//         }
+//         struct ggml_tensor * wt = ggml_transpose(ctx, wf);
+//         out[(*n)++] = wt;
+//         struct ggml_tensor * wc = tt == GGML_TYPE_F32 ? ggml_cont(ctx, wt) : ggml_cast(ctx, wt, tt);
+//         out[(*n)++] = wc;
+//         struct ggml_tensor * dv = ggml_view_2d(ctx, dy, nb, T, dy->nb[1], o0 * dy->nb[0]);
+//         out[(*n)++] = dv;
+//         struct ggml_tensor * dc = ggml_cont(ctx, dv);
+//         out[(*n)++] = dc;
+//         struct ggml_tensor * p = ggml_mul_mat(ctx, wc, dc);
+//         if (t == tiles - 1) {
+//             // The last product, or the last sum, is the result: not stored here.
+//             if (acc == NULL) {
+//                 last = p;
+//             } else {
+//                 out[(*n)++] = p;
+//                 last = ggml_add(ctx, acc, p);
+//             }
+//         } else if (acc == NULL) {
+//             out[(*n)++] = p;
+//             acc = p;
+//         } else {
+//             out[(*n)++] = p;
+//             acc = ggml_add(ctx, acc, p);
+//             out[(*n)++] = acc;
+//         }
+//     }
+//     if (into == NULL) {
+//         out[(*n)++] = last;
+//         return last;
+//     }
+//     into->op = last->op;
+//     memcpy(into->op_params, last->op_params, sizeof(into->op_params));
+//     for (int s = 0; s < GGML_MAX_SRC; s++) into->src[s] = last->src[s];
+//     return into;
+// }
+//
 // // calft_rewrite_out_prods rewrites the graph's 2-D F32 out_prod nodes (see
 // // RewriteOutProds). It returns the number of rewritten nodes and stores in *bypassed
 // // (n_bypassed entries, malloc'd) the transpose views that may have lost their reader.
 // static int calft_rewrite_out_prods(struct ggml_context * ctx, struct ggml_cgraph * g,
-//         struct ggml_tensor ** w, struct ggml_tensor ** wt, int nw, int cpu,
+//         struct ggml_tensor ** w, struct ggml_tensor ** wt, int nw,
+//         struct ggml_tensor ** tiled, int ntiled, enum ggml_type tile_type, int cpu,
 //         struct ggml_tensor *** bypassed, int * n_bypassed) {
 //     int n = g->n_nodes, k = 0, count = 0;
 //     struct ggml_tensor ** old = malloc(n * sizeof(*old));
@@ -93,6 +166,19 @@ package ggml
 //         struct ggml_tensor * dy = b->op == GGML_OP_TRANSPOSE ? b->src[0] : NULL;
 //         int j = 0;
 //         while (j < nw && w[j] != a) j++;
+//         int jt = 0;
+//         while (jt < ntiled && tiled[jt] != a) jt++;
+//         if (jt < ntiled && dy != NULL && dy->type == GGML_TYPE_F32 && dy->nb[0] == sizeof(float) &&
+//             a->ne[2] == 1 && a->ne[3] == 1 && a->ne[1] == dy->ne[0] && a->ne[0] == node->ne[0] &&
+//             k + 10 * calft_tiles(a) + (n - i) <= g->size &&
+//             ggml_get_mem_size(ctx) - ggml_used_mem(ctx) >= (size_t) (12 * calft_tiles(a) + 4) * ggml_tensor_overhead()) {
+//             // dx through a frozen matrix without a copy: the tiled product.
+//             calft_tiled_tprod(ctx, a, dy, tile_type, node, g->nodes, &k);
+//             g->nodes[k++] = node;
+//             (*bypassed)[(*n_bypassed)++] = b;
+//             count++;
+//             continue;
+//         }
 //         if (dy != NULL && dy->type == GGML_TYPE_F32 && dy->nb[0] == sizeof(float) && j < nw &&
 //             wt[j]->ne[0] == dy->ne[0] && wt[j]->ne[1] == node->ne[0]) {
 //             // dx through a frozen matrix: mul_mat(Wᵀ, dy) with the ready copy.
@@ -171,8 +257,10 @@ import "unsafe"
 // first operand one at a time, a fraction of mul_mat's rate, and worse when those rows
 // are short (a LoRA rank of 16); mul_mat in turn spends a horizontal sum per result
 // element, which dominates when its inner dimension is a LoRA rank. Cases, all 2-D F32:
-//   - dx through a W that has a transposed copy Wt in transposed (any type mul_mat
+//   - dx through a W that has a transposed copy Wt in fp.Transposed (any type mul_mat
 //     accepts): mul_mat(Wt, dy), the same value up to Wt's rounding;
+//   - dx through a W in fp.Tiled (any type, quantized included): the tiled product
+//     (TiledTransposedProduct), a tile of W's rows dequantized at a time;
 //   - out_prod(A, dyᵀ) with rows of A shorter than 64: mul_mat(cont(Aᵀ), dy);
 //   - out_prod(A, B) with rows of A shorter than 64 and B's at least 4 times longer:
 //     cont(transpose(out_prod(B, A)));
@@ -184,7 +272,8 @@ import "unsafe"
 // the allocator can reuse what they viewed. Call it after the backward pass is built (it
 // rewrites forward nodes whose values autodiff no longer needs) and before the graph is
 // allocated; it returns how many nodes it rewrote.
-func (g *Graph) RewriteOutProds(ctx *Context, transposed map[Tensor]Tensor, cpu bool) int {
+func (g *Graph) RewriteOutProds(ctx *Context, fp FrozenProducts, cpu bool) int {
+	transposed := fp.Transposed
 	n := len(transposed)
 	ptrSize := C.size_t(unsafe.Sizeof(uintptr(0)))
 	w := (**C.struct_ggml_tensor)(C.malloc(C.size_t(n+1) * ptrSize))
@@ -203,7 +292,20 @@ func (g *Graph) RewriteOutProds(ctx *Context, transposed map[Tensor]Tensor, cpu 
 	if cpu {
 		cpuFlag = 1
 	}
-	count := C.calft_rewrite_out_prods(ctx.c, g.g, w, wt, C.int(n), cpuFlag, &bypassed, &nBypassed)
+	nt := len(fp.Tiled)
+	tiled := (**C.struct_ggml_tensor)(C.malloc(C.size_t(nt+1) * ptrSize))
+	defer C.free(unsafe.Pointer(tiled))
+	ts := unsafe.Slice(tiled, nt)
+	i = 0
+	for k := range fp.Tiled {
+		ts[i] = k.t
+		i++
+	}
+	tt := fp.TileType
+	if tt != TypeBF16 {
+		tt = TypeF32
+	}
+	count := C.calft_rewrite_out_prods(ctx.c, g.g, w, wt, C.int(n), tiled, C.int(nt), C.enum_ggml_type(tt), cpuFlag, &bypassed, &nBypassed)
 	defer C.free(unsafe.Pointer(bypassed))
 	C.calft_drop_unused(g.g, bypassed, nBypassed)
 	// The transposed copies the graph now reads become its leaves, like the weights.
@@ -217,6 +319,28 @@ func (g *Graph) RewriteOutProds(ctx *Context, transposed map[Tensor]Tensor, cpu 
 		}
 	}
 	return int(count)
+}
+
+// FrozenProducts say how a training graph's backward pass multiplies with the frozen
+// matrices (dx = Wᵀ·dy): with a ready transposed copy, or tiled.
+type FrozenProducts struct {
+	Transposed map[Tensor]Tensor // W → its transposed copy
+	Tiled      map[Tensor]bool   // W without a copy: dequantized a tile of rows at a time
+	TileType   Type              // the tiles' type: F32 (exact) or BF16 (twice as fast)
+}
+
+// TiledTransposedProduct is Wᵀ·dy for a frozen W [n_in, n_out] of any type and dy
+// [n_out, T] F32, computed a tile of W's rows at a time (see RewriteOutProds) without a
+// full-size copy of W. tt is the tiles' type, F32 or BF16.
+func (ctx *Context) TiledTransposedProduct(w, dy Tensor, tt Type) Tensor {
+	if tt != TypeBF16 {
+		tt = TypeF32
+	}
+	tiles := int(C.calft_tiles(w.t))
+	nodes := (**C.struct_ggml_tensor)(C.malloc(C.size_t(10*tiles+2) * C.size_t(unsafe.Sizeof(uintptr(0)))))
+	defer C.free(unsafe.Pointer(nodes))
+	var n C.int
+	return Tensor{C.calft_tiled_tprod(ctx.c, w.t, dy.t, C.enum_ggml_type(tt), nil, nodes, &n)}
 }
 
 // isSmallInner reports whether t is RewriteOutProds's small-inner-dimension product.

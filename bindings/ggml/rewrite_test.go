@@ -57,16 +57,18 @@ func TestRewriteOutProds(t *testing.T) {
 	cases := []struct {
 		name  string
 		build func(ctx *Context) Tensor
-		tr    map[Tensor]Tensor
+		fp    FrozenProducts
 		op    string  // the op the node has after the rewrite
 		tol   float64 // max |Δ| / max |value|
 	}{
-		{"dx through a frozen matrix, F32 copy", func(c *Context) Tensor { return c.OutProd(w, c.Transpose(dy)) }, map[Tensor]Tensor{w: wt32}, "MUL_MAT", 1e-6},
-		{"dx through a frozen matrix, BF16 copy", func(c *Context) Tensor { return c.OutProd(w, c.Transpose(dy)) }, map[Tensor]Tensor{w: wt16}, "MUL_MAT", 1e-2},
-		{"du through a LoRA B (short rows)", func(c *Context) Tensor { return c.OutProd(b, c.Transpose(dy)) }, nil, "MUL_MAT", 1e-6},
-		{"dB (short rows against long ones)", func(c *Context) Tensor { return c.OutProd(u, dy) }, nil, "CONT", 1e-6},
-		{"dx through a LoRA A (small inner dimension)", func(c *Context) Tensor { return c.OutProd(a, c.Transpose(du)) }, nil, "CUSTOM", 1e-6},
-		{"B·u forward (small inner dimension)", func(c *Context) Tensor { return c.MulMat(b, u) }, nil, "CUSTOM", 1e-6},
+		{"dx through a frozen matrix, F32 copy", func(c *Context) Tensor { return c.OutProd(w, c.Transpose(dy)) }, FrozenProducts{Transposed: map[Tensor]Tensor{w: wt32}}, "MUL_MAT", 1e-6},
+		{"dx through a frozen matrix, BF16 copy", func(c *Context) Tensor { return c.OutProd(w, c.Transpose(dy)) }, FrozenProducts{Transposed: map[Tensor]Tensor{w: wt16}}, "MUL_MAT", 1e-2},
+		{"dx through a frozen matrix, F32 tiles", func(c *Context) Tensor { return c.OutProd(w, c.Transpose(dy)) }, FrozenProducts{Tiled: map[Tensor]bool{w: true}, TileType: TypeF32}, "MUL_MAT", 1e-6},
+		{"dx through a frozen matrix, BF16 tiles", func(c *Context) Tensor { return c.OutProd(w, c.Transpose(dy)) }, FrozenProducts{Tiled: map[Tensor]bool{w: true}, TileType: TypeBF16}, "MUL_MAT", 1e-2},
+		{"du through a LoRA B (short rows)", func(c *Context) Tensor { return c.OutProd(b, c.Transpose(dy)) }, FrozenProducts{}, "MUL_MAT", 1e-6},
+		{"dB (short rows against long ones)", func(c *Context) Tensor { return c.OutProd(u, dy) }, FrozenProducts{}, "CONT", 1e-6},
+		{"dx through a LoRA A (small inner dimension)", func(c *Context) Tensor { return c.OutProd(a, c.Transpose(du)) }, FrozenProducts{}, "CUSTOM", 1e-6},
+		{"B·u forward (small inner dimension)", func(c *Context) Tensor { return c.MulMat(b, u) }, FrozenProducts{}, "CUSTOM", 1e-6},
 	}
 	// A gradient that is itself a transposed view is left to out_prod (mul_mat needs its
 	// second operand's rows packed).
@@ -77,7 +79,7 @@ func TestRewriteOutProds(t *testing.T) {
 		out := ctx.OutProd(w, ctx.Transpose(strided))
 		g := ctx.NewGraph(64, false)
 		g.Expand(out)
-		if n := g.RewriteOutProds(ctx, map[Tensor]Tensor{w: wt32}, true); n != 0 || out.Op() != "OUT_PROD" {
+		if n := g.RewriteOutProds(ctx, FrozenProducts{Transposed: map[Tensor]Tensor{w: wt32}}, true); n != 0 || out.Op() != "OUT_PROD" {
 			t.Errorf("a strided gradient was rewritten (%d nodes, %s)", n, out.Op())
 		}
 		ctx.Close()
@@ -90,7 +92,7 @@ func TestRewriteOutProds(t *testing.T) {
 			g := ctx.NewGraph(64, false)
 			g.Expand(out)
 			if rewrite {
-				if n := g.RewriteOutProds(ctx, c.tr, true); n != 1 || out.Op() != c.op {
+				if n := g.RewriteOutProds(ctx, c.fp, true); n != 1 || out.Op() != c.op {
 					t.Fatalf("%s: %d nodes rewritten, node is %s; want 1 and %s", c.name, n, out.Op(), c.op)
 				}
 			}
@@ -115,4 +117,72 @@ func TestRewriteOutProds(t *testing.T) {
 			t.Errorf("%s: rewritten product differs by %.2e (scale %.3g), want ≤ %.0e", c.name, diff/scale, scale, c.tol)
 		}
 	}
+}
+
+// TestTiledTransposedProduct checks the tiled product Wᵀ·dy against ggml's out_prod on
+// the same (dequantized) matrix, for the stored types of real bases, with several tiles.
+func TestTiledTransposedProduct(t *testing.T) {
+	be := newCPU(t)
+	const nIn, nOut, T = 4096, 4608, 8 // 8M/4096 = 2048 rows a tile: three tiles
+	rng := rand.New(rand.NewPCG(3, 3))
+	w := make([]float32, nIn*nOut)
+	for i := range w {
+		w[i] = float32(rng.NormFloat64() * 0.05)
+	}
+	dy := make([]float32, nOut*T)
+	for i := range dy {
+		dy[i] = float32(rng.NormFloat64())
+	}
+	for _, c := range []struct {
+		typ, tile Type
+		tol       float64
+	}{
+		{TypeF32, TypeF32, 1e-5}, {TypeF16, TypeF32, 1e-5}, {TypeBF16, TypeF32, 1e-5}, {TypeQ8_0, TypeF32, 1e-5},
+		{TypeQ4_0, TypeF32, 1e-5}, {TypeQ4_K, TypeF32, 1e-5}, {TypeQ6_K, TypeF32, 1e-5}, {TypeQ4_K, TypeBF16, 1e-2},
+	} {
+		data, err := Quantize(c.typ, w, nIn)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ctx := NewContext(128*TensorOverhead()+GraphOverhead(128, false), true)
+		wq := ctx.NewTensor(c.typ, nIn, nOut)
+		wf := ctx.NewTensor(TypeF32, nIn, nOut)
+		d := ctx.NewTensor(TypeF32, nOut, T)
+		buf, err := be.AllocTensors(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		wq.SetBytes(data, 0)
+		d.SetF32(dy)
+		g0 := ctx.NewGraph(128, false)
+		g0.Expand(ctx.Cpy(ctx.Cast(wq, TypeF32), wf)) // the dequantized values, for the reference
+		ref := ctx.OutProd(wf, ctx.Transpose(d))
+		g0.Expand(ref)
+		got := ctx.TiledTransposedProduct(wq, d, c.tile)
+		g0.Expand(got)
+		al := be.NewAllocator()
+		if err := al.Alloc(g0); err != nil {
+			t.Fatal(err)
+		}
+		if err := be.Compute(g0); err != nil {
+			t.Fatal(err)
+		}
+		e := maxRelErr(got.F32(), ref.F32())
+		t.Logf("%s W, %s tiles: max |Δ| / max |ref| = %.2e", c.typ, c.tile, e)
+		if e > c.tol {
+			t.Errorf("%s W, %s tiles: error %.2e > %.0e", c.typ, c.tile, e, c.tol)
+		}
+		al.Close()
+		buf.Close()
+		ctx.Close()
+	}
+}
+
+func maxRelErr(a, b []float32) float64 {
+	var d, m float64
+	for i := range a {
+		d = math.Max(d, math.Abs(float64(a[i]-b[i])))
+		m = math.Max(m, math.Abs(float64(b[i])))
+	}
+	return d / m
 }

@@ -147,9 +147,9 @@ type Passes struct {
 type Loss struct {
 	// Value is Σ w·CE / Σ w (a copy in a leaf of its own, readable after a compute).
 	Value ggml.Tensor
-	// Seed is the scalar autodiff differentiates, Σ H ⊙ dH with dH the loss's gradient
+	// Seed is the scalar autodiff differentiates, Σ H ⊙ DH with DH the loss's gradient
 	// of H as a constant: its gradient of everything below H is the loss's.
-	Seed ggml.Tensor
+	Seed, DH ggml.Tensor
 	// The per-row values below are copies in leaves of their own.
 	CE     ggml.Tensor // [1, N] per-row cross-entropy
 	Delta  ggml.Tensor // [N] Δ (cal only)
@@ -202,6 +202,7 @@ func Build(ctx *ggml.Context, g *ggml.Graph, d *Detacher, obj Objective, head He
 	var dh ggml.Tensor
 	if backward {
 		dh = d.Leaf(p.H.Ne()[0], n)
+		l.DH = dh
 	}
 	for r0 := 0; r0 < n; r0 += in.Block {
 		lossBlock(ctx, g, head, p.H, s, in, r0, min(in.Block, n-r0), l.CE, dh)

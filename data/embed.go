@@ -27,6 +27,13 @@ type EmbedCache struct {
 	Hits, Encoded int
 }
 
+// OnDisk reports whether the cache keeps embeddings in a folder (read back when needed)
+// rather than in memory.
+func (c *EmbedCache) OnDisk() bool { return c.dir != "" }
+
+// EmbedBytes is the memory of one embedding value the cache keeps.
+const EmbedBytes = 4
+
 // NewEmbedCache makes a cache for the projector at mmprojPath (loaded as mc). dir may be
 // empty.
 func NewEmbedCache(mc *mtmd.Context, mmprojPath, dir string) (*EmbedCache, error) {

@@ -17,7 +17,9 @@ type Adapter interface {
 
 // Dropper is an adapter that applies dropout to the LoRA input in training graphs.
 type Dropper interface {
-	Drop(ctx *ggml.Context, x ggml.Tensor) ggml.Tensor
+	// Drop is dropout on the input x of weight (its masks are drawn per weight, so a
+	// recomputed layer gets the masks its first computation had).
+	Drop(ctx *ggml.Context, x ggml.Tensor, weight string) ggml.Tensor
 }
 
 // Inputs are the graph's input tensors for one batch shape; Set fills them.
@@ -108,6 +110,10 @@ type Decoder struct {
 	// TileType is the type of the tiles of frozen matrices without a transposed copy in
 	// the backward pass's products (ggml.TiledTransposedProduct): F32 or BF16.
 	TileType ggml.Type
+	// Checkpoint, when set, is called with the full pass's input of each block il (and,
+	// as il = NLayer, the last block's output) as the graph is built: a recomputing
+	// trainer keeps them to rebuild one block at a time (see Layer).
+	Checkpoint func(ctx *ggml.Context, il int, x ggml.Tensor)
 }
 
 // stream is one sequence of rows flowing through the blocks: the full pass, or the rows
@@ -129,23 +135,54 @@ type stream struct {
 func (d *Decoder) blocks(ctx *ggml.Context, streams ...*stream) {
 	for il := range d.W.Layers {
 		for _, s := range streams {
-			l := &s.w.Layers[il]
-			q, k, v := d.qkv(ctx, il, s, l)
-			s.k, s.v = k, v
-			if from := s.keysFrom; from != nil {
-				fk, fv := from.k, from.v
-				if !s.keyRows.Nil() {
-					fk, fv = keptRows(ctx, fk, s.keyRows), keptRows(ctx, fv, s.keyRows)
-				}
-				// No gradient flows through a stream that reads another's keys, so they
-				// may be joined with concat, which has no backward.
-				k, v = ctx.Concat(fk, k, 2), ctx.Concat(fv, v, 2)
+			if s.suffix == "" && d.Checkpoint != nil {
+				d.Checkpoint(ctx, il, s.x)
 			}
-			att := d.attention(ctx, il, s, q, k, v)
-			s.x = ctx.Add(s.x, d.bias(ctx, d.linear(ctx, il, s, l.Wo, att), l.Bo))
-			s.x = d.name(ctx.Add(s.x, d.ffn(ctx, il, s, l)), il, "l_out", s)
+			d.block(ctx, il, s)
 		}
 	}
+	for _, s := range streams {
+		if s.suffix == "" && d.Checkpoint != nil {
+			d.Checkpoint(ctx, len(d.W.Layers), s.x)
+		}
+	}
+}
+
+// block runs a stream's rows through block il.
+func (d *Decoder) block(ctx *ggml.Context, il int, s *stream) {
+	l := &s.w.Layers[il]
+	q, k, v := d.qkv(ctx, il, s, l)
+	s.k, s.v = k, v
+	if from := s.keysFrom; from != nil {
+		fk, fv := from.k, from.v
+		if !s.keyRows.Nil() {
+			fk, fv = keptRows(ctx, fk, s.keyRows), keptRows(ctx, fv, s.keyRows)
+		}
+		// No gradient flows through a stream that reads another's keys, so they may be
+		// joined with concat, which has no backward.
+		k, v = ctx.Concat(fk, k, 2), ctx.Concat(fv, v, 2)
+	}
+	att := d.attention(ctx, il, s, q, k, v)
+	s.x = ctx.Add(s.x, d.bias(ctx, d.linear(ctx, il, s, l.Wo, att), l.Bo))
+	s.x = d.name(ctx.Add(s.x, d.ffn(ctx, il, s, l)), il, "l_out", s)
+}
+
+// Layer is block il of the full pass alone, from its input rows x [n_embd, T] with the
+// batch's positions and mask in in: what a recomputing trainer differentiates one block
+// at a time.
+func (d *Decoder) Layer(ctx *ggml.Context, il int, x ggml.Tensor, in *Inputs) ggml.Tensor {
+	s := &stream{x: x, pos: in.Pos, mask: in.KQMask, w: d.W, drop: d.Train}
+	d.block(ctx, il, s)
+	return s.x
+}
+
+// Final is the output norm of the scored rows of the last block's output x: Forward's
+// result from the last checkpoint.
+func (d *Decoder) Final(ctx *ggml.Context, x ggml.Tensor, in *Inputs) ggml.Tensor {
+	if !in.OutRows.Nil() {
+		x = ctx.GetRows(x, in.OutRows)
+	}
+	return d.name(d.outNorm(ctx, x), -1, "result_norm", &stream{})
 }
 
 // name sets a node's name after llama.cpp's ("blk.3.attn_q"), so profiles and errors
@@ -164,7 +201,7 @@ func (d *Decoder) linear(ctx *ggml.Context, il int, s *stream, w, x ggml.Tensor)
 		if a, b, scale, ok := d.Adapter.LoRA(w.Name()); ok {
 			xl := x
 			if dr, ok := d.Adapter.(Dropper); ok && s.drop {
-				xl = dr.Drop(ctx, x)
+				xl = dr.Drop(ctx, x, w.Name())
 			}
 			y = ctx.Add(y, ctx.Scale(ctx.MulMat(b, ctx.MulMat(a, xl)), scale))
 		}

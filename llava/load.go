@@ -18,6 +18,9 @@ type Model struct {
 	buf *ggml.Buffer
 }
 
+// Bytes is the weights' memory.
+func (m *Model) Bytes() int { return m.buf.Size() }
+
 // Close frees the weights.
 func (m *Model) Close() {
 	m.buf.Close()
@@ -26,16 +29,12 @@ func (m *Model) Close() {
 
 // LoadOptions control how Load places the weights.
 type LoadOptions struct {
-	// Trainable prepares the weights for a backward pass. The backward of a product with
-	// a frozen weight W is ggml's out_prod(W, dY), and what out_prod accepts sets what a
-	// training graph can run on:
-	//   - F32: always (every backend).
-	//   - quantized types (Q8_0, Q4_0, K-quants, …): on the CPU backend, which dequantizes
-	//     rows inside out_prod; GPU backends' out_prod takes F32 only.
-	//   - F16 and BF16: never (the CPU kernel aborts), so Trainable converts them to F32 on
-	//     load, at twice the memory. token_embd is converted only when it is also the
-	//     output layer (tied): otherwise it feeds get_rows alone, which needs no out_prod.
-	// Without Trainable every tensor keeps its file type, which is right for inference.
+	// Trainable prepares the weights for ggml's own backward products (training with
+	// backward weights "autodiff"): its out_prod accepts F32 and, on the CPU, quantized
+	// weights, but aborts on F16 and BF16, so Trainable converts those to F32 on load, at
+	// twice the memory (token_embd only when it is also the output layer). Training
+	// otherwise multiplies the backward pass with transposed copies or tiles of the
+	// weights as stored, and every tensor keeps its file type.
 	Trainable bool
 }
 

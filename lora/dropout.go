@@ -2,6 +2,7 @@ package lora
 
 import (
 	"fmt"
+	"hash/fnv"
 	"maps"
 	"math/rand/v2"
 	"slices"
@@ -58,7 +59,7 @@ func (ad *Adapter) EnableDropout(be *ggml.Backend, p float32, seed uint64) error
 }
 
 // Drop implements llava.Dropper: x [n_in, T] times a mask drawn per step.
-func (ad *Adapter) Drop(ctx *ggml.Context, x ggml.Tensor) ggml.Tensor {
+func (ad *Adapter) Drop(ctx *ggml.Context, x ggml.Tensor, weight string) ggml.Tensor {
 	if ad.drop == nil {
 		return x
 	}
@@ -67,7 +68,7 @@ func (ad *Adapter) Drop(ctx *ggml.Context, x ggml.Tensor) ggml.Tensor {
 	if !ok {
 		return x
 	}
-	idx := ctx.NewTensor(ggml.TypeI32, ne[1]).SetName("lora_dropout_rows").SetInput()
+	idx := ctx.NewTensor(ggml.TypeI32, ne[1]).SetName(weight).SetInput()
 	ad.drop.inputs = append(ad.drop.inputs, idx)
 	return ctx.Mul(x, ctx.GetRows(pool, idx))
 }
@@ -84,10 +85,14 @@ func (ad *Adapter) TakeDropoutInputs() []ggml.Tensor {
 }
 
 // SetDropoutRows draws fresh masks for a graph's dropout inputs from seed, so a step's
-// masks depend on the step alone (resumed runs see the same ones).
+// masks depend on the step alone (resumed runs see the same ones), and each weight's
+// from its name, so every graph that computes that weight's product (a layer recomputed
+// for its backward pass) draws the same.
 func SetDropoutRows(inputs []ggml.Tensor, seed uint64) {
-	rng := rand.New(rand.NewPCG(seed, 0xd40e))
 	for _, in := range inputs {
+		h := fnv.New64a()
+		h.Write([]byte(in.Name()))
+		rng := rand.New(rand.NewPCG(seed, h.Sum64()))
 		v := make([]int32, in.NElements())
 		for i := range v {
 			v[i] = int32(rng.IntN(dropoutPoolRows))

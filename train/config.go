@@ -48,9 +48,12 @@ type Config struct {
 	SaveEvery int `mapstructure:"save-every" json:"save_every" resume:"free" help:"checkpoint every N steps (0: only at the end and on interrupt)"`
 	// BackwardWeights and NoImageWeights trade memory for speed (see FastWeights); the
 	// copies round differently, so a resumed run must keep them.
-	BackwardWeights string `mapstructure:"backward-weights" json:"backward_weights" help:"transposed copies of the frozen matrices for the backward pass: auto (bf16 for an F32/F16/BF16 base, none for a quantized one), bf16, f32, or autodiff (none: ggml's slower out_prod)"`
+	BackwardWeights string `mapstructure:"backward-weights" json:"backward_weights" help:"how the backward pass multiplies with the frozen matrices: auto (bf16 copies for an F32/F16/BF16 base when memory allows, else tiled), bf16 or f32 (transposed copies), tiled (no copy: each matrix dequantized a BF16 tile at a time), tiled-f32, or autodiff (ggml's slower out_prod)"`
 	NoImageWeights  string `mapstructure:"no-image-weights" json:"no_image_weights" help:"frozen matrices of CAL's image-absent pass: auto (q8_0 copies for an F32/F16/BF16 base), q8_0, or f32 (the model's own)"`
 	Merge           bool   `mapstructure:"merge" json:"merge" resume:"free" help:"also write merged.gguf (base + adapter)"`
+	// Recompute and MaxMemory trade speed for memory; the gradients are the same.
+	Recompute string `mapstructure:"recompute" json:"recompute" resume:"free" help:"keep only each block's input in the forward pass and recompute a block for its backward pass: auto (when the step would not fit in memory otherwise), on or off"`
+	MaxMemory string `mapstructure:"max-memory" json:"max_memory" resume:"free" help:"memory the run may use, e.g. 12GB (default: what the machine has available); a run predicted to need more is refused before it starts"`
 
 	Resume    bool `mapstructure:"resume" json:"-" resume:"free" help:"continue the run in --out from its last checkpoint"`
 	Overwrite bool `mapstructure:"overwrite" json:"-" resume:"free" help:"replace the run already in --out"`
@@ -83,7 +86,7 @@ func Defaults() Config {
 		LR: 2e-4, Beta1: 0.9, Beta2: 0.999, Eps: 1e-8, WeightDecay: 0,
 		Warmup: 0, Schedule: "cosine", Clip: 1.0, Seed: 42,
 		ValEvery: 0, SaveEvery: 100,
-		BackwardWeights: "auto", NoImageWeights: "auto",
+		BackwardWeights: "auto", NoImageWeights: "auto", Recompute: "auto",
 	}
 }
 
@@ -197,7 +200,13 @@ func (c *Config) validateChoices() []string {
 	}
 	choice("schedule", c.Schedule, "cosine", "linear", "constant")
 	choice("on-error", c.OnError, "skip", "fail")
-	choice("backward-weights", c.BackwardWeights, "auto", "bf16", "f32", "autodiff")
+	choice("backward-weights", c.BackwardWeights, "auto", "bf16", "f32", "tiled", "tiled-f32", "autodiff")
+	choice("recompute", c.Recompute, "auto", "on", "off")
+	if c.MaxMemory != "" && c.MaxMemory != "0" {
+		if _, err := ParseBytes(c.MaxMemory); err != nil {
+			errs = append(errs, "--max-memory: "+err.Error())
+		}
+	}
 	choice("no-image-weights", c.NoImageWeights, "auto", "q8_0", "f32")
 	if !(c.ValSplit >= 0 && c.ValSplit < 1) {
 		errs = append(errs, "--val-split must be in [0, 1)")

@@ -23,6 +23,9 @@ type EnvOptions struct {
 	Threads  int
 	Backend  string // "cpu" (default) or "auto"
 	MaxRows  int    // longest sample; 0: the model's training context
+	// Widen loads F16/BF16 weights as F32, which ggml's own backward products need
+	// (backward weights "autodiff"); otherwise weights stay as stored.
+	Widen bool
 }
 
 // Env is everything loaded once for scoring or training: calft's decoder weights on the
@@ -34,6 +37,8 @@ type Env struct {
 	Mtmd    *mtmd.Context
 	Builder *data.Builder
 	Cache   *data.EmbedCache
+
+	mmprojPath string
 }
 
 // OpenEnv validates the files in Go (llama.cpp aborts on some bad files), then loads them.
@@ -49,7 +54,7 @@ func OpenEnv(o EnvOptions) (*Env, error) {
 	if _, err := check.ModelAndMmproj(o.Model, o.Mmproj); err != nil {
 		return nil, err
 	}
-	e := &Env{}
+	e := &Env{mmprojPath: o.Mmproj}
 	var err error
 	ok := false
 	defer func() {
@@ -60,7 +65,7 @@ func OpenEnv(o EnvOptions) (*Env, error) {
 	if e.Backend, err = ggml.NewBackend(o.Backend, o.Threads); err != nil {
 		return nil, err
 	}
-	if e.Model, err = llava.LoadWith(o.Model, e.Backend, llava.LoadOptions{Trainable: true}); err != nil {
+	if e.Model, err = llava.LoadWith(o.Model, e.Backend, llava.LoadOptions{Trainable: o.Widen}); err != nil {
 		return nil, err
 	}
 	// libllama maps the same file for the tokenizer and for mtmd (which needs the text
@@ -129,4 +134,36 @@ func (e *Env) LoadAdapter(path string) (*lora.Adapter, error) {
 		return nil, fmt.Errorf("%s: %w", path, err)
 	}
 	return lora.NewFromHost(e.Backend, h)
+}
+
+// ProjectorBytes is the vision projector's memory (mtmd holds its weights), from its
+// file's size; 0 without one.
+func (e *Env) ProjectorBytes() int64 {
+	if e.mmprojPath == "" {
+		return 0
+	}
+	st, err := os.Stat(e.mmprojPath)
+	if err != nil {
+		return 0
+	}
+	return st.Size()
+}
+
+// CacheBytes is the memory the image embeddings of samples take when the cache keeps
+// them in memory (no cache folder); 0 otherwise.
+func (e *Env) CacheBytes(samples []*data.Sample) int64 {
+	if e.Cache == nil || e.Cache.OnDisk() {
+		return 0
+	}
+	seen := map[string]bool{}
+	var n int64
+	for _, s := range samples {
+		for i, p := range s.Images {
+			if !seen[p] {
+				seen[p] = true
+				n += int64(s.NImage[i]) * int64(e.Model.HP.NEmbd) * data.EmbedBytes
+			}
+		}
+	}
+	return n
 }

@@ -26,6 +26,9 @@ type graphCache struct {
 	alloc  *Allocator
 	graphs map[Shape]*StepGraph
 	lru    []Shape
+	// recomputing is the one recomputing step kept: its checkpoints are the largest
+	// part of its memory, so a step of another shape replaces it.
+	recomputing *recompute
 }
 
 func newGraphCache(be *ggml.Backend, dec *llava.Decoder, opt *Optimizer, co cal.Options) *graphCache {
@@ -64,7 +67,28 @@ func (c *graphCache) get(sh Shape) (*StepGraph, error) {
 	return g, nil
 }
 
+// getRecompute returns the recomputing step of a shape, building it (in place of the
+// one kept) when needed.
+func (c *graphCache) getRecompute(sh Shape) (*recompute, error) {
+	if r := c.recomputing; r != nil && r.Shape == sh {
+		return r, nil
+	}
+	if c.recomputing != nil {
+		c.recomputing.close()
+		c.recomputing = nil
+	}
+	r, err := newRecompute(c.be, c.dec, c.opt, sh, c.co, c.alloc)
+	if err != nil {
+		return nil, err
+	}
+	c.recomputing = r
+	return r, nil
+}
+
 func (c *graphCache) close() {
+	if c.recomputing != nil {
+		c.recomputing.close()
+	}
 	for _, g := range c.graphs {
 		g.Close()
 	}

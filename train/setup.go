@@ -8,14 +8,17 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"time"
 
+	"github.com/calft/calft/cal"
 	"github.com/calft/calft/data"
 	"github.com/calft/calft/gguf"
 	"github.com/calft/calft/internal/fsutil"
 	"github.com/calft/calft/internal/options"
 	"github.com/calft/calft/internal/progress"
+	"github.com/calft/calft/llava"
 	"github.com/calft/calft/lora"
 )
 
@@ -82,7 +85,8 @@ func (r *run) load(ctx context.Context) error {
 	}
 	var err error
 	if r.env, err = OpenEnv(EnvOptions{Model: c.Model, Mmproj: c.Mmproj, Template: c.Template, ImageDir: imageDir,
-		CacheDir: cacheDir(c.CacheDir), Threads: c.Threads, Backend: c.Backend, MaxRows: c.MaxRows}); err != nil {
+		CacheDir: cacheDir(c.CacheDir), Threads: c.Threads, Backend: c.Backend, MaxRows: c.MaxRows,
+		Widen: c.BackwardWeights == "autodiff"}); err != nil {
 		return err
 	}
 	if r.ds, err = r.env.LoadDataset(ctx, c); err != nil {
@@ -91,26 +95,70 @@ func (r *run) load(ctx context.Context) error {
 	for _, e := range r.ds.Skipped {
 		fmt.Fprintf(r.log, "skipped: %v\n", e)
 	}
-	if c.DryRun {
-		return dryRun(r.log, r.env, r.ds, c)
+	s, err := r.setup()
+	if err != nil {
+		return err
 	}
-	s := Setup{Objective: c.objective(), CAL: c.Options, Dropout: c.Dropout, Seed: c.Seed,
-		LoRA:            lora.Config{Rank: c.Rank, Alpha: float32(c.Alpha), Targets: c.Targets},
-		BackwardWeights: c.BackwardWeights, NoImageWeights: c.NoImageWeights}
-	if c.InitAdapter != "" {
-		hp := r.env.Model.HP
-		if s.Init, err = lora.ReadAny(c.InitAdapter, lora.Base{Arch: hp.Arch, NHead: hp.NHead, NHeadKV: hp.NHeadKV}); err != nil {
+	if c.DryRun {
+		if err := dryRun(r.log, r.env, r.ds, c); err != nil {
 			return err
 		}
-		if s.Init.Arch != r.env.Model.HP.Arch {
-			return fmt.Errorf("--init-adapter %s is for %q, the model is %q", c.InitAdapter, s.Init.Arch, r.env.Model.HP.Arch)
-		}
+		s.PlanOnly = true
 	}
 	r.tr, err = NewTrainer(r.env.Backend, r.env.Model, s)
 	if errors.Is(err, errInitAdapter) {
 		return fmt.Errorf("--init-adapter %s: %w", c.InitAdapter, err)
 	}
+	if err == nil && c.DryRun {
+		fmt.Fprintf(r.log, "%s\n", r.tr.Plan)
+	}
 	return err
+}
+
+// setup is the trainer's set-up for the run: its options, the initial adapter, and the
+// largest micro-batch with the memory budget, so the trainer can plan its memory.
+func (r *run) setup() (Setup, error) {
+	c := &r.c
+	s := Setup{Objective: c.objective(), CAL: c.Options, Dropout: c.Dropout, Seed: c.Seed,
+		LoRA:            lora.Config{Rank: c.Rank, Alpha: float32(c.Alpha), Targets: c.Targets},
+		BackwardWeights: c.BackwardWeights, NoImageWeights: c.NoImageWeights, Recompute: c.Recompute}
+	var err error
+	if c.InitAdapter != "" {
+		hp := r.env.Model.HP
+		if s.Init, err = lora.ReadAny(c.InitAdapter, lora.Base{Arch: hp.Arch, NHead: hp.NHead, NHeadKV: hp.NHeadKV}); err != nil {
+			return s, err
+		}
+		if s.Init.Arch != r.env.Model.HP.Arch {
+			return s, fmt.Errorf("--init-adapter %s is for %q, the model is %q", c.InitAdapter, s.Init.Arch, r.env.Model.HP.Arch)
+		}
+	}
+	if s.Budget, s.BudgetName, err = MemoryBudget(c.MaxMemory); err != nil {
+		return s, err
+	}
+	s.Largest = largestBatch(r.ds.Train, c.Batch, s.Objective)
+	s.Other = baseOther + r.env.ProjectorBytes() + r.env.CacheBytes(r.ds.Train)
+	return s, nil
+}
+
+// largestBatch is the shape of the largest micro-batch a run can take: its batch
+// longest samples together (and most supervised tokens), as the trainer pads them.
+func largestBatch(samples []*data.Sample, batch int, obj cal.Objective) Shape {
+	bySize := slices.Clone(samples)
+	slices.SortFunc(bySize, func(a, b *data.Sample) int { return len(b.Rows) - len(a.Rows) })
+	b := &llava.Batch{}
+	for _, s := range bySize[:min(batch, len(bySize))] {
+		b.Seqs = append(b.Seqs, llava.Sequence{Tokens: s.Rows})
+	}
+	slices.SortFunc(bySize, func(a, b *data.Sample) int { return b.NTargets() - a.NTargets() })
+	scored := 0
+	for _, s := range bySize[:min(batch, len(bySize))] {
+		scored += s.NTargets()
+	}
+	sh := Shape{Rows: roundUp(b.Rows(), rowBucket), Scored: roundUp(max(scored, 1), scoredBucket), Obj: obj, Backward: true}
+	if obj == cal.CAL {
+		sh.Hidden, sh.Kept = HiddenFor(b), KeptFor(b)
+	}
+	return sh
 }
 
 // prepare restores a checkpoint or starts the run's folder afresh, opens the metrics,
@@ -139,6 +187,7 @@ func (r *run) prepare() error {
 		return err
 	}
 	fmt.Fprintln(r.log, r.tr)
+	fmt.Fprintln(r.log, r.tr.Plan)
 	if len(r.ds.Val) > 0 && r.first == 0 {
 		v, err := crossEntropy(r.env, r.tr, r.ds.Val)
 		if err != nil {

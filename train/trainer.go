@@ -31,6 +31,21 @@ type Setup struct {
 	// LossBlock is how many scored rows the loss takes at a time (0: automatic; tests
 	// set it to check the blocks).
 	LossBlock int
+	// Recompute ("on", "off", "auto"; "" is off) keeps only each block's input through
+	// the forward pass and rebuilds one block at a time for its backward pass (see
+	// recompute): the memory of one block's activations instead of all of them, for a
+	// second forward pass.
+	Recompute string
+	// Largest, when Rows is set, is the largest micro-batch the run takes: the trainer
+	// then predicts its memory (Trainer.Plan) and chooses the "auto" settings that fit
+	// Budget (0: no limit), or refuses. BudgetName names the budget in messages; Other
+	// is the memory the process holds besides the trainer's (the vision projector).
+	Largest    Shape
+	Budget     int64
+	BudgetName string
+	Other      int64
+	// PlanOnly stops after the plan (a dry run): no weight copies, no graphs.
+	PlanOnly bool
 }
 
 // errInitAdapter marks an initial adapter (Setup.Init) that does not fit the run.
@@ -47,6 +62,9 @@ type Trainer struct {
 	Opt     *Optimizer
 	Fast    *FastWeights
 	Setup   Setup
+	// Plan is the predicted memory and the choices made for it (without
+	// Setup.Largest: the choices, with no prediction).
+	Plan MemoryPlan
 
 	graphs *graphCache
 }
@@ -80,7 +98,14 @@ func NewTrainer(be *ggml.Backend, m *llava.Model, s Setup) (*Trainer, error) {
 	if t.Opt, err = NewOptimizer(be, params); err != nil {
 		return nil, err
 	}
-	if t.Fast, err = NewFastWeights(be, m, orAuto(s.BackwardWeights), orAuto(s.NoImageWeights), s.Objective == cal.CAL); err != nil {
+	if err := t.choose(); err != nil {
+		return nil, err
+	}
+	if s.PlanOnly {
+		ok = true
+		return t, nil
+	}
+	if t.Fast, err = NewFastWeights(be, m, t.Plan.Backward, orAuto(s.NoImageWeights), s.Objective == cal.CAL); err != nil {
 		return nil, err
 	}
 	dec := &llava.Decoder{HP: m.HP, W: &m.W, Adapter: t.Adapter}
@@ -88,6 +113,26 @@ func NewTrainer(be *ggml.Backend, m *llava.Model, s Setup) (*Trainer, error) {
 	t.graphs = newGraphCache(be, dec, t.Opt, s.CAL)
 	ok = true
 	return t, nil
+}
+
+// choose settles recomputation and the backward products: by the memory plan when the
+// largest step is known, else by the options alone (auto: copies for an F32 base,
+// tiles otherwise; no recomputation).
+func (t *Trainer) choose() error {
+	s := t.Setup
+	if s.Largest.Rows > 0 {
+		var err error
+		t.Plan, err = t.plan(s.Largest, s.Budget, s.BudgetName, s.Other)
+		return err
+	}
+	t.Plan = MemoryPlan{Recompute: s.Recompute == "on", Backward: orAuto(s.BackwardWeights)}
+	if t.Plan.Backward == "auto" {
+		t.Plan.Backward = "tiled"
+		if t.Model.W.Layers[0].Wq.Type() == ggml.TypeF32 {
+			t.Plan.Backward = "bf16"
+		}
+	}
+	return nil
 }
 
 func orAuto(s string) string {
@@ -153,7 +198,20 @@ func (t *Trainer) ZeroGrad() { t.Opt.ZeroGrad() }
 // Accumulate runs forward and backward over one micro-batch, adding its LoRA gradients
 // into the accumulators. dropSeed draws the micro-batch's LoRA dropout masks.
 func (t *Trainer) Accumulate(b *Batch, dropSeed uint64) (Micro, error) {
-	g, err := t.Graph(t.Shape(b, t.Setup.Objective, true))
+	sh := t.Shape(b, t.Setup.Objective, true)
+	if t.Plan.Recompute {
+		r, err := t.graphs.getRecompute(sh)
+		if err != nil {
+			return Micro{}, err
+		}
+		r.dropSeed = dropSeed
+		l, err := r.run(b.Seqs, b.Rows, b.Targets)
+		if err != nil {
+			return Micro{}, err
+		}
+		return Micro{Loss: l, Weights: r.Loss.Weight.F32()[:len(b.Targets)]}, nil
+	}
+	g, err := t.Graph(sh)
 	if err != nil {
 		return Micro{}, err
 	}
@@ -188,7 +246,12 @@ func (t *Trainer) CrossEntropy(b *Batch) ([]float32, error) {
 	return g.Loss.CE.F32()[:len(b.Targets)], nil
 }
 
-// String says which weight copies the trainer keeps and their memory.
+// String says which weight copies the trainer keeps and their memory, and whether it
+// recomputes.
 func (t *Trainer) String() string {
-	return fmt.Sprintf("%s; LoRA rank %d on %d matrices (%d parameters)", t.Fast, t.Adapter.Rank, len(t.Adapter.Pairs), t.Adapter.NumParams())
+	rc := ""
+	if t.Plan.Recompute {
+		rc = "; blocks recomputed for the backward pass"
+	}
+	return fmt.Sprintf("%s; LoRA rank %d on %d matrices (%d parameters)%s", t.Fast, t.Adapter.Rank, len(t.Adapter.Pairs), t.Adapter.NumParams(), rc)
 }

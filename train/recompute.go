@@ -1,0 +1,264 @@
+package train
+
+import (
+	"fmt"
+
+	"github.com/calft/calft/arch"
+	"github.com/calft/calft/bindings/ggml"
+	"github.com/calft/calft/cal"
+	"github.com/calft/calft/llava"
+	"github.com/calft/calft/lora"
+)
+
+// recompute is the step of one shape with activation recomputation. A single graph
+// keeps every block's activations alive from the forward pass until the backward pass
+// reads them; here the forward pass keeps only each block's input (a checkpoint), and
+// the backward pass rebuilds one block at a time from its checkpoint and differentiates
+// it alone, seeded with the gradient of the block's output that the block above passed
+// down. Memory holds the checkpoints and one block's working set; the forward pass runs
+// twice.
+//
+// The graphs of a micro-batch, in order:
+//   - forward: the whole forward pass without gradients (CAL's image-absent pass
+//     included), the checkpoints, the loss and its gradient of the final hidden states;
+//   - top: the output norm from the last checkpoint, differentiated: the gradient of
+//     the last block's output;
+//   - one per block, from the last to the first: the block from its checkpoint,
+//     differentiated, adding its LoRA gradients and passing its input's gradient down.
+type recompute struct {
+	Shape Shape
+	Loss  cal.Loss
+
+	hp    arch.HParams
+	be    *ggml.Backend
+	alloc *Allocator
+	// state holds what lives across the graphs: the inputs, the checkpoints and the
+	// gradients passed between blocks.
+	state    *ggml.Context
+	stateBuf *ggml.Buffer
+	in       *llava.Inputs
+	pair     *llava.PairInputs
+	li       *cal.LossInputs
+	ck       []ggml.Tensor    // block inputs [n_embd, T]; ck[NLayer] is the last output
+	dy       [2]ggml.Tensor   // gradients passed down, used in turn
+	det      *cal.Detacher    // the loss's read-back values and its gradient of H
+	parts    []*recomputePart // forward, top, then blocks NLayer−1 … 0
+	dropSeed uint64
+}
+
+// recomputePart is one graph of a recomputing step.
+type recomputePart struct {
+	ctx   *ggml.Context
+	g     *ggml.Graph
+	drops []ggml.Tensor
+	seed  ggml.Tensor // the scalar autodiff starts from (zero Tensor: no backward)
+}
+
+func (p *recomputePart) close() { p.ctx.Close() }
+
+// newRecompute builds the graphs of a shape (which must have Backward).
+func newRecompute(be *ggml.Backend, dec *llava.Decoder, opt *Optimizer, sh Shape, co cal.Options, al *Allocator) (*recompute, error) {
+	return buildRecompute(be, dec, opt, sh, co, al, false)
+}
+
+// newRecomputeMeasured builds the graphs without allocating what lives across them:
+// enough to measure their compute buffers.
+func newRecomputeMeasured(be *ggml.Backend, dec *llava.Decoder, opt *Optimizer, sh Shape, co cal.Options, al *Allocator) (*recompute, error) {
+	return buildRecompute(be, dec, opt, sh, co, al, true)
+}
+
+func buildRecompute(be *ggml.Backend, dec *llava.Decoder, opt *Optimizer, sh Shape, co cal.Options, al *Allocator, measure bool) (*recompute, error) {
+	if sh.Rows <= 0 || sh.Scored <= 0 || !sh.Backward || opt == nil {
+		return nil, fmt.Errorf("a recomputing step needs rows, scored rows and the optimizer (got %d, %d)", sh.Rows, sh.Scored)
+	}
+	r := &recompute{Shape: sh, hp: dec.HP, be: be, alloc: al, det: cal.NewDetacher(16)}
+	if err := r.buildState(dec, co, measure); err != nil {
+		r.close()
+		return nil, err
+	}
+	train := *dec
+	train.Train = true
+	if err := r.buildForward(&train); err != nil {
+		r.close()
+		return nil, err
+	}
+	train.Checkpoint = nil
+	r.parts = append(r.parts, r.buildTop(&train))
+	for il := dec.HP.NLayer - 1; il >= 0; il-- {
+		p, err := r.buildBlock(&train, opt, il)
+		if err != nil {
+			r.close()
+			return nil, err
+		}
+		r.parts = append(r.parts, p)
+	}
+	if measure {
+		return r, nil
+	}
+	if err := r.det.Alloc(be); err != nil {
+		r.close()
+		return nil, err
+	}
+	return r, nil
+}
+
+// buildState declares and allocates the tensors that live across the graphs.
+func (r *recompute) buildState(dec *llava.Decoder, co cal.Options, measure bool) error {
+	sh, hp := r.Shape, dec.HP
+	r.state = ggml.NewContext((hp.NLayer+32)*ggml.TensorOverhead(), true)
+	calPass := sh.Obj == cal.CAL
+	r.in = llava.NewInputs(r.state, hp, sh.Rows, sh.Scored, calPass && sh.Hidden == 0)
+	if calPass && sh.Hidden > 0 {
+		r.pair = llava.NewPairInputs(r.state, r.in, sh.Hidden, sh.Kept)
+	}
+	r.li = cal.NewLossInputs(r.state, sh.Scored, hp.NVocab, sh.LossBlock, co)
+	for il := 0; il <= hp.NLayer; il++ {
+		r.ck = append(r.ck, r.state.NewTensor(ggml.TypeF32, hp.NEmbd, sh.Rows).SetName(fmt.Sprintf("checkpoint %d", il)))
+	}
+	r.dy[0] = r.state.NewTensor(ggml.TypeF32, hp.NEmbd, sh.Rows).SetName("block output gradient a")
+	r.dy[1] = r.state.NewTensor(ggml.TypeF32, hp.NEmbd, sh.Rows).SetName("block output gradient b")
+	if measure {
+		return nil
+	}
+	var err error
+	if r.stateBuf, err = r.be.AllocTensors(r.state); err != nil {
+		return fmt.Errorf("the checkpoints of a step of %d rows: %w", sh.Rows, err)
+	}
+	return nil
+}
+
+// newPart makes an empty graph, with gradients or not.
+func (r *recompute) newPart(size int, grads bool) *recomputePart {
+	ctx := ggml.NewContext(4*size*ggml.TensorOverhead()+ggml.GraphOverhead(size, grads), true)
+	return &recomputePart{ctx: ctx, g: ctx.NewGraph(size, grads)}
+}
+
+// buildForward is the forward graph: the passes, the checkpoints and the loss.
+func (r *recompute) buildForward(dec *llava.Decoder) error {
+	sh := r.Shape
+	size := 2*llava.GraphSize(dec.HP.NLayer) + 64*(sh.Scored/r.li.Block+1)
+	p := r.newPart(size, false)
+	r.parts = append(r.parts, p)
+	ctx := p.ctx
+	dec.Checkpoint = func(c *ggml.Context, il int, x ggml.Tensor) { p.g.Expand(c.Cpy(x, r.ck[il])) }
+	var pass cal.Passes
+	switch {
+	case r.pair != nil:
+		pass.H, pass.ZImg, pass.ZNoImg = dec.ForwardPair(ctx, r.in, r.pair, r.li.Targets)
+	case sh.Obj == cal.CAL:
+		hNo := dec.Forward(ctx, r.in, true) // the image-absent stream keeps no checkpoints
+		pass.H = dec.Forward(ctx, r.in, false)
+		pass.ZImg, pass.ZNoImg = dec.TargetLogits(ctx, pass.H, r.li.Targets), dec.TargetLogits(ctx, hNo, r.li.Targets)
+	default:
+		pass.H = dec.Forward(ctx, r.in, false)
+	}
+	if sh.Obj == cal.CAL {
+		p.g.Expand(pass.ZNoImg)
+		p.g.Expand(pass.ZImg)
+	}
+	p.g.Expand(pass.H)
+	p.drops = takeDrops(dec)
+	r.Loss = cal.Build(ctx, p.g, r.det, sh.Obj, dec.Head(), pass, r.li, true)
+	// Forward only, but the forward rewrites (LoRA's small-rank kernel) still apply.
+	p.g.RewriteOutProds(ctx, ggml.FrozenProducts{}, r.be.IsCPU())
+	return nil
+}
+
+// buildTop is the output norm from the last checkpoint, seeded with the loss's gradient
+// of the final hidden states: its backward pass gives the last block's output gradient.
+func (r *recompute) buildTop(dec *llava.Decoder) *recomputePart {
+	p := r.newPart(1024, true)
+	x := r.ck[dec.HP.NLayer].SetParam()
+	h := dec.Final(p.ctx, x, r.in)
+	p.seed = p.ctx.Sum(p.ctx.Mul(h, r.Loss.DH)).SetLoss()
+	p.g.Expand(p.seed)
+	p.g.BuildBackwardInto(p.ctx, nil)
+	avoidInplaceRMSNormBack(p.g)
+	p.g.GradAcc(p.seed).SetInput()
+	p.g.Expand(p.ctx.Cpy(p.g.Grad(x), r.dy[0]))
+	return p
+}
+
+// buildBlock is block il rebuilt from its checkpoint, seeded with its output's gradient;
+// its backward pass adds the block's LoRA gradients and writes its input's gradient for
+// the block below.
+func (r *recompute) buildBlock(dec *llava.Decoder, opt *Optimizer, il int) (*recomputePart, error) {
+	p := r.newPart(llava.GraphSize(1)+2048, true)
+	x := r.ck[il]
+	if il > 0 {
+		x.SetParam()
+	}
+	k := dec.HP.NLayer - 1 - il // blocks done before this one
+	y := dec.Layer(p.ctx, il, x, r.in)
+	p.drops = takeDrops(dec)
+	p.seed = p.ctx.Sum(p.ctx.Mul(y, r.dy[k%2])).SetLoss()
+	p.g.Expand(p.seed)
+	p.g.BuildBackwardInto(p.ctx, opt.Accs)
+	avoidInplaceRMSNormBack(p.g)
+	p.g.GradAcc(p.seed).SetInput()
+	if il > 0 {
+		p.g.Expand(p.ctx.Cpy(p.g.Grad(x), r.dy[(k+1)%2]))
+	}
+	fp := frozenProducts(dec)
+	p.g.RewriteOutProds(p.ctx, fp, r.be.IsCPU())
+	if left := FrozenOutProds(p.g, fp); left > 0 {
+		return nil, fmt.Errorf("block %d: %d backward products through frozen weights were left to out_prod", il, left)
+	}
+	return p, nil
+}
+
+// takeDrops collects the dropout inputs of the graph just built.
+func takeDrops(dec *llava.Decoder) []ggml.Tensor {
+	if ad, ok := dec.Adapter.(interface{ TakeDropoutInputs() []ggml.Tensor }); ok {
+		return ad.TakeDropoutInputs()
+	}
+	return nil
+}
+
+// run computes one micro-batch: every graph in turn, the gradients added into the
+// accumulators. It returns the loss.
+func (r *recompute) run(b *llava.Batch, outRows []int32, targets []cal.Target) (float64, error) {
+	if len(outRows) != len(targets) || len(targets) > r.Shape.Scored {
+		return 0, fmt.Errorf("%d scored rows and %d targets for a graph of %d scored rows", len(outRows), len(targets), r.Shape.Scored)
+	}
+	rows := make([]int32, r.Shape.Scored)
+	copy(rows, outRows)
+	if err := r.in.Set(r.hp, b, rows); err != nil {
+		return 0, err
+	}
+	if r.pair != nil {
+		if err := r.pair.Set(b, rows); err != nil {
+			return 0, err
+		}
+	}
+	if err := r.li.Set(r.hp.NVocab, targets); err != nil {
+		return 0, err
+	}
+	for _, p := range r.parts {
+		if err := r.alloc.place(p.g); err != nil {
+			return 0, fmt.Errorf("the step of %d rows: %w", r.Shape.Rows, err)
+		}
+		lora.SetDropoutRows(p.drops, r.dropSeed)
+		if !p.seed.Nil() {
+			p.g.GradAcc(p.seed).SetF32([]float32{1})
+		}
+		if err := r.be.Compute(p.g); err != nil {
+			return 0, err
+		}
+	}
+	return float64(r.Loss.Value.F32()[0]), nil
+}
+
+func (r *recompute) close() {
+	for _, p := range r.parts {
+		if r.alloc.current == p.g {
+			r.alloc.current = nil
+		}
+		p.close()
+	}
+	r.det.Close()
+	r.stateBuf.Close()
+	if r.state != nil {
+		r.state.Close()
+	}
+}

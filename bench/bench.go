@@ -22,18 +22,25 @@ import (
 
 // Options choose what to measure.
 type Options struct {
-	Preset    string // tiny | smol135
+	Preset    string // tiny | smol135 | llama1b | llava7b
 	Objective string // ce | cal
 	Steps     int    // timed steps
 	Warmup    int    // untimed steps first
 	Threads   int
 	Rank      int
 	ImageRows int // -1: the preset's
+	Rows      int // 0: the preset's; else the sequence's length (text after the image fills it)
+	BaseType  string
 	Profile   bool
-	// BackwardWeights and NoImageWeights choose the frozen weights' copies as for
-	// training (train.NewFastWeights); "" is auto.
+	// BackwardWeights, NoImageWeights and Recompute choose as for training
+	// (train.Setup); "" is auto. MaxMemory is the budget auto choices fit ("": the
+	// memory available).
 	BackwardWeights string
 	NoImageWeights  string
+	Recompute       string
+	MaxMemory       string
+	// Ratio also times ce steps in turn with cal ones, for cal's cost over ce.
+	Ratio bool
 }
 
 // Preset is a model shape and its benchmark sequence.
@@ -51,6 +58,42 @@ var Presets = map[string]Preset{
 	"smol135": {HP: arch.HParams{Arch: "llama", NEmbd: 576, NLayer: 30, NHead: 9, NHeadKV: 3, HeadDim: 64, NFF: 1536,
 		NVocab: 49152, NCtxTrain: 8192, RMSEps: 1e-5, Rope: arch.NoScaling(arch.RopeNormal, 64, 100000, 8192), Tied: true},
 		Prefix: 8, ImageRows: 64, Text: 120},
+	// A 1B llama (Llama 3.2 1B's blocks with a 32k vocabulary): 704 rows of text.
+	"llama1b": {HP: arch.HParams{Arch: "llama", NEmbd: 2048, NLayer: 16, NHead: 32, NHeadKV: 8, HeadDim: 64, NFF: 8192,
+		NVocab: 32000, NCtxTrain: 4096, RMSEps: 1e-5, Rope: arch.NoScaling(arch.RopeNormal, 64, 500000, 4096)},
+		Prefix: 8, ImageRows: 0, Text: 696},
+	// LLaVA-1.5-7B's text model (Vicuna 7B): a prompt, 576 image rows, 123 answer rows.
+	"llava7b": {HP: arch.HParams{Arch: "llama", NEmbd: 4096, NLayer: 32, NHead: 32, NHeadKV: 32, HeadDim: 128, NFF: 11008,
+		NVocab: 32000, NCtxTrain: 4096, RMSEps: 1e-5, Rope: arch.NoScaling(arch.RopeNormal, 128, 10000, 4096)},
+		Prefix: 5, ImageRows: 576, Text: 123},
+}
+
+// BaseTypes are the stored types --base-type takes; q4_k_m is llama.cpp's mix of Q4_K
+// with Q6_K for the output layer and half of the value and down projections.
+var BaseTypes = []string{"f32", "f16", "bf16", "q8_0", "q4_0", "q4_k", "q4_k_m"}
+
+// typeOf is the stored type of a matrix of a model of n layers in a base type.
+func typeOf(base string, n int) (func(arch.Spec) ggml.Type, error) {
+	simple := map[string]ggml.Type{"f32": ggml.TypeF32, "f16": ggml.TypeF16, "bf16": ggml.TypeBF16, "q8_0": ggml.TypeQ8_0,
+		"q4_0": ggml.TypeQ4_0, "q4_k": ggml.TypeQ4_K}
+	if t, ok := simple[base]; ok {
+		return func(arch.Spec) ggml.Type { return t }, nil
+	}
+	if base != "q4_k_m" {
+		return nil, fmt.Errorf("unknown --base-type %q; use %v", base, BaseTypes)
+	}
+	// llama.cpp's use_more_bits: the first and last eighth of the layers and every third
+	// one between.
+	more := func(i int) bool { return i < n/8 || i >= 7*n/8 || (i-n/8)%3 == 2 }
+	return func(s arch.Spec) ggml.Type {
+		switch {
+		case s.Name == "output.weight":
+			return ggml.TypeQ6_K
+		case (s.Target == "attn_v" || s.Target == "ffn_down") && more(s.Layer):
+			return ggml.TypeQ6_K
+		}
+		return ggml.TypeQ4_K
+	}, nil
 }
 
 // mustTinyHParams is make-tiny's text model shape.
@@ -81,11 +124,21 @@ type Result struct {
 	OfMatMul     float64 `json:"ratio_to_mul_mat"`
 	// BF16MatMulGFLOPS is the same product with a BF16 first operand, as the backward
 	// pass's transposed copies have: context for ratio_to_mul_mat, which the F32 rate sets.
-	BF16MatMulGFLOPS float64            `json:"bf16_mul_mat_gflop_per_s"`
-	PeakRSSMB        float64            `json:"peak_rss_mb"`
-	CEsPerStep       float64            `json:"ce_s_per_step,omitempty"`
-	CALOverCE        float64            `json:"cal_over_ce,omitempty"`
-	Profile          map[string]float64 `json:"profile_ms,omitempty"`
+	BF16MatMulGFLOPS float64 `json:"bf16_mul_mat_gflop_per_s"`
+	PeakRSSMB        float64 `json:"peak_rss_mb"`
+	// PredictedMB is the trainer's prediction of the peak (train.MemoryPlan), with the
+	// choices it made.
+	PredictedMB float64 `json:"predicted_mb"`
+	Recompute   bool    `json:"recompute"`
+	BaseType    string  `json:"base_type"`
+	// The backward pass's product through the largest frozen matrix (Wᵀ·dy, copies or
+	// tiles as the step uses) beside the forward product W·x, same matrix and rows.
+	Matrix         string             `json:"product_matrix"`
+	ForwardGFLOPS  float64            `json:"forward_product_gflop_per_s"`
+	BackwardGFLOPS float64            `json:"backward_product_gflop_per_s"`
+	CEsPerStep     float64            `json:"ce_s_per_step,omitempty"`
+	CALOverCE      float64            `json:"cal_over_ce,omitempty"`
+	Profile        map[string]float64 `json:"profile_ms,omitempty"`
 }
 
 // Run measures the preset's training step.
@@ -106,25 +159,31 @@ func Run(o Options) (*Result, error) {
 	if r.BF16MatMulGFLOPS, err = matMulRate(be, ggml.TypeBF16); err != nil {
 		return nil, err
 	}
-	m, err := llava.NewRandom(be, p.HP, 1)
+	typ, err := typeOf(o.BaseType, p.HP.NLayer)
+	if err != nil {
+		return nil, err
+	}
+	m, err := llava.NewRandom(be, p.HP, 1, typ)
 	if err != nil {
 		return nil, err
 	}
 	defer m.Close()
-	tr, err := train.NewTrainer(be, m, train.Setup{Objective: obj, CAL: cal.Defaults(), Seed: 1,
-		LoRA:            lora.Config{Rank: o.Rank, Alpha: float32(2 * o.Rank)},
-		BackwardWeights: o.BackwardWeights, NoImageWeights: o.NoImageWeights, ExactShapes: true})
+	r.BaseType = o.BaseType
+	b := sequence(p)
+	r.Rows, r.Supervised = b.Seqs.Rows(), len(b.Targets)
+	tr, err := newTrainer(be, m, o, obj, b)
 	if err != nil {
 		return nil, err
 	}
 	defer tr.Close()
 	r.describeCopies(tr, obj)
-	b := sequence(p)
-	r.Rows, r.Supervised = b.Seqs.Rows(), len(b.Targets)
+	if err := r.productRates(be, m, tr); err != nil {
+		return nil, err
+	}
 	if err := r.measure(o, tr, b, obj); err != nil {
 		return nil, err
 	}
-	if obj == cal.CAL {
+	if obj == cal.CAL && o.Ratio {
 		if err := r.ratioToCE(o, tr, b); err != nil {
 			return nil, err
 		}
@@ -132,11 +191,25 @@ func Run(o Options) (*Result, error) {
 	return r, nil
 }
 
+// newTrainer is the trainer of the benchmark: its memory planned for the batch within
+// the budget, as a training run plans it.
+func newTrainer(be *ggml.Backend, m *llava.Model, o Options, obj cal.Objective, b *train.Batch) (*train.Trainer, error) {
+	budget, name, err := train.MemoryBudget(o.MaxMemory)
+	if err != nil {
+		return nil, err
+	}
+	s := train.Setup{Objective: obj, CAL: cal.Defaults(), Seed: 1, LoRA: lora.Config{Rank: o.Rank, Alpha: float32(2 * o.Rank)},
+		BackwardWeights: o.BackwardWeights, NoImageWeights: o.NoImageWeights, Recompute: o.Recompute, ExactShapes: true,
+		Budget: budget, BudgetName: name, Other: 64 << 20}
+	s.Largest = (&train.Trainer{Setup: s}).Shape(b, obj, true) // the batch's exact shape, as the bench runs it
+	return train.NewTrainer(be, m, s)
+}
+
 // resolve checks the options and picks the preset's shape.
 func (o *Options) resolve() (Preset, cal.Objective, error) {
 	p, ok := Presets[o.Preset]
 	if !ok {
-		return p, "", fmt.Errorf("unknown preset %q; use tiny or smol135", o.Preset)
+		return p, "", fmt.Errorf("unknown preset %q; use tiny, smol135, llama1b or llava7b", o.Preset)
 	}
 	obj, err := cal.ParseObjective(o.Objective)
 	if err != nil {
@@ -145,11 +218,15 @@ func (o *Options) resolve() (Preset, cal.Objective, error) {
 	if o.Steps < 1 || o.Warmup < 0 || o.Rank < 1 {
 		return p, "", fmt.Errorf("--steps and --rank must be at least 1 and --warmup not negative (got %d, %d, %d)", o.Steps, o.Rank, o.Warmup)
 	}
-	if o.ImageRows >= 0 && o.Preset == "smol135" {
+	total := p.Prefix + p.ImageRows + p.Text // kept when --image-rows changes, so runs compare
+	if o.Rows > 0 {
+		total = o.Rows
+	}
+	if o.ImageRows >= 0 {
 		p.ImageRows = o.ImageRows
-		p.Text = benchRows - p.Prefix - p.ImageRows
-	} else if o.ImageRows >= 0 {
-		p.ImageRows = o.ImageRows
+	}
+	if o.Preset != "tiny" || o.Rows > 0 {
+		p.Text = total - p.Prefix - p.ImageRows
 	}
 	if p.Text <= 0 {
 		return p, "", fmt.Errorf("%d image rows leave no text in the benchmark sequence", p.ImageRows)
@@ -162,10 +239,9 @@ func (o *Options) resolve() (Preset, cal.Objective, error) {
 
 // describeCopies records which frozen-weight copies the trainer made.
 func (r *Result) describeCopies(tr *train.Trainer, obj cal.Objective) {
-	r.BackwardW = "autodiff"
-	if tr.Fast.Transposed != nil {
-		r.BackwardW = tr.Fast.Transposed.Type.String()
-	}
+	r.BackwardW = tr.Plan.Backward
+	r.Recompute = tr.Plan.Recompute
+	r.PredictedMB = float64(tr.Plan.Total()) / (1 << 20)
 	if obj == cal.CAL {
 		r.NoImageW = "f32"
 		if tr.Fast.NoImage != nil {
@@ -178,12 +254,8 @@ func (r *Result) describeCopies(tr *train.Trainer, obj cal.Objective) {
 // backward and AdamW.
 func step(tr *train.Trainer, b *train.Batch, obj cal.Objective) (float64, error) {
 	t0 := time.Now()
-	g, err := tr.Graph(tr.Shape(b, obj, true))
-	if err != nil {
-		return 0, err
-	}
 	tr.ZeroGrad()
-	if _, err := g.Run(b.Seqs, b.Rows, b.Targets); err != nil {
+	if _, err := tr.AccumulateAs(b, obj, 0); err != nil {
 		return 0, err
 	}
 	if _, err := tr.Update(train.DefaultAdamW(), 1, 1); err != nil {
@@ -210,17 +282,22 @@ func (r *Result) measure(o Options, tr *train.Trainer, b *train.Batch, obj cal.O
 	r.PeakRSSMB = peakRSSMB()
 	r.SecPerStep = median(times)
 	r.TokensPerSec = float64(r.Rows) / r.SecPerStep
-	sg, err := tr.Graph(tr.Shape(b, obj, true))
-	if err != nil {
-		return err
-	}
-	for i := 0; i < sg.Graph().NNodes(); i++ {
-		r.StepGFLOP += sg.Graph().Node(i).MatMulFLOPs() / 1e9
+	for _, g := range tr.Graphs(tr.Shape(b, obj, true)) {
+		for i := 0; i < g.NNodes(); i++ {
+			r.StepGFLOP += g.Node(i).MatMulFLOPs() / 1e9
+		}
 	}
 	r.GFLOPS = r.StepGFLOP / r.SecPerStep
 	r.OfMatMul = r.GFLOPS / r.MatMulGFLOPS
 	if !o.Profile {
 		return nil
+	}
+	if tr.Plan.Recompute {
+		return fmt.Errorf("--profile times the single graph: give --recompute off")
+	}
+	sg, err := tr.Graph(tr.Shape(b, obj, true))
+	if err != nil {
+		return err
 	}
 	if err := sg.SetInputs(b.Seqs, b.Rows, b.Targets); err != nil {
 		return err
@@ -256,10 +333,6 @@ func median(v []float64) float64 {
 	sort.Float64s(v)
 	return v[len(v)/2]
 }
-
-// benchRows is smol135's row count, kept when --image-rows changes so that runs with
-// and without image rows compare.
-const benchRows = 192
 
 // sequence is the preset's benchmark sample: a text prefix, image rows (random
 // embeddings), then text, every token after the image supervised.
@@ -379,4 +452,59 @@ func profile(tr *train.Trainer, sg *train.StepGraph) (map[string]float64, error)
 	}
 	out["optimizer (norm + AdamW)"] = time.Since(t0).Seconds() * 1e3
 	return out, nil
+}
+
+// productRates times, on the model's largest frozen block matrix, the forward product
+// W·x and the backward pass's Wᵀ·dy as the trainer computes it (a transposed copy or
+// tiles), over as many rows as the benchmark's sequence.
+func (r *Result) productRates(be *ggml.Backend, m *llava.Model, tr *train.Trainer) error {
+	var w ggml.Tensor
+	for _, mat := range m.W.Matrices() {
+		if mat.Target != "" && (w.Nil() || mat.T.NElements() > w.NElements()) {
+			w = *mat.T
+		}
+	}
+	ne := w.Ne()
+	ctx := ggml.NewContext(256*ggml.TensorOverhead()+2*ggml.GraphOverhead(256, false), true)
+	defer ctx.Close()
+	x := ctx.NewTensor(ggml.TypeF32, ne[0], r.Rows)
+	dy := ctx.NewTensor(ggml.TypeF32, ne[1], r.Rows)
+	buf, err := be.AllocTensors(ctx)
+	if err != nil {
+		return err
+	}
+	defer buf.Close()
+	buf.Clear(0)
+	fwd := ctx.NewGraph(256, false)
+	fwd.Expand(ctx.MulMat(w, x))
+	bwd := ctx.NewGraph(256, false)
+	if tr.Fast.Transposed != nil {
+		bwd.Expand(ctx.MulMat(tr.Fast.Transposed.Of[w], dy))
+	} else {
+		bwd.Expand(ctx.TiledTransposedProduct(w, dy, tr.Fast.TileType))
+	}
+	flop := 2 * float64(ne[0]) * float64(ne[1]) * float64(r.Rows)
+	r.Matrix = fmt.Sprintf("%s %s [%d, %d]", w.Name(), w.Type(), ne[0], ne[1])
+	for _, c := range []struct {
+		g    *ggml.Graph
+		rate *float64
+	}{{fwd, &r.ForwardGFLOPS}, {bwd, &r.BackwardGFLOPS}} {
+		al := be.NewAllocator()
+		if err := al.Alloc(c.g); err != nil {
+			al.Close()
+			return err
+		}
+		best := 0.0
+		for range 3 {
+			t0 := time.Now()
+			if err := be.Compute(c.g); err != nil {
+				al.Close()
+				return err
+			}
+			best = max(best, flop/time.Since(t0).Seconds()/1e9)
+		}
+		*c.rate = best
+		al.Close()
+	}
+	return nil
 }

@@ -198,7 +198,34 @@ func (t *Trainer) ZeroGrad() { t.Opt.ZeroGrad() }
 // Accumulate runs forward and backward over one micro-batch, adding its LoRA gradients
 // into the accumulators. dropSeed draws the micro-batch's LoRA dropout masks.
 func (t *Trainer) Accumulate(b *Batch, dropSeed uint64) (Micro, error) {
-	sh := t.Shape(b, t.Setup.Objective, true)
+	return t.AccumulateAs(b, t.Setup.Objective, dropSeed)
+}
+
+// Graphs are the graphs of a training step of a shape: one, or with recomputation the
+// forward, top and block graphs (for counting their work).
+func (t *Trainer) Graphs(sh Shape) []*ggml.Graph {
+	if t.Plan.Recompute {
+		r, err := t.graphs.getRecompute(sh)
+		if err != nil {
+			return nil
+		}
+		var out []*ggml.Graph
+		for _, p := range r.parts {
+			out = append(out, p.g)
+		}
+		return out
+	}
+	g, err := t.Graph(sh)
+	if err != nil {
+		return nil
+	}
+	return []*ggml.Graph{g.g}
+}
+
+// AccumulateAs is Accumulate with another objective than the trainer's (a benchmark
+// timing ce beside cal).
+func (t *Trainer) AccumulateAs(b *Batch, obj cal.Objective, dropSeed uint64) (Micro, error) {
+	sh := t.Shape(b, obj, true)
 	if t.Plan.Recompute {
 		r, err := t.graphs.getRecompute(sh)
 		if err != nil {

@@ -16,7 +16,7 @@ func init() { commands = append(commands, newBenchCmd) }
 func newBenchCmd() *cobra.Command {
 	o := bench.Options{}
 	cmd := &cobra.Command{
-		Use:   "bench [--preset tiny|smol135] [--objective ce|cal] [--steps N] [--threads T] [--rank R] [--image-rows N]",
+		Use:   "bench [--preset tiny|smol135|llama1b|llava7b] [--base-type T] [--objective ce|cal] [--rows N] [--image-rows N] [--steps N]",
 		Short: "Time a training step on random weights of a known shape",
 		Long: `bench builds a model of a preset's shape with random weights in memory (no files), a LoRA
 adapter on the seven projections and one fixed sequence (a short text prefix, image rows,
@@ -30,6 +30,13 @@ ratio (the BF16 rate of the same product is given for context), the peak residen
 memory of the step, and for cal the ratio to a ce step (median over cal and ce steps
 taken in turn). --profile adds the time per op and phase of one step.`,
 		RunE: func(cmd *cobra.Command, args []string) error {
+			small := o.Preset == "tiny" || o.Preset == "smol135"
+			if !cmd.Flags().Changed("ratio") {
+				o.Ratio = small
+			}
+			if !cmd.Flags().Changed("warmup") && !small {
+				o.Warmup = 1 // a step of a large model takes minutes
+			}
 			r, err := bench.Run(o)
 			if err != nil {
 				return err
@@ -67,7 +74,12 @@ taken in turn). --profile adds the time per op and phase of one step.`,
 		},
 	}
 	f := cmd.Flags()
-	f.StringVar(&o.Preset, "preset", "smol135", "model shape: tiny (make-tiny) or smol135 (SmolLM2-135M)")
+	f.StringVar(&o.Preset, "preset", "smol135", "model shape: tiny (make-tiny), smol135 (SmolLM2-135M), llama1b (a 1B llama, 32k vocabulary) or llava7b (LLaVA-1.5-7B's text model)")
+	f.StringVar(&o.BaseType, "base-type", "f32", "stored type of the random base's matrices: f32, f16, bf16, q8_0, q4_0, q4_k or q4_k_m")
+	f.IntVar(&o.Rows, "rows", 0, "rows in the sequence (0: the preset's: tiny 84, smol135 192, llama1b 704, llava7b 704)")
+	f.StringVar(&o.Recompute, "recompute", "auto", "recompute blocks for the backward pass: auto, on or off (as for train)")
+	f.StringVar(&o.MaxMemory, "max-memory", "", "memory the auto choices must fit (default: what is available)")
+	f.BoolVar(&o.Ratio, "ratio", false, "for cal, also time ce steps in turn (cal_over_ce; default on for tiny and smol135)")
 	f.StringVar(&o.Objective, "objective", "cal", "ce or cal")
 	f.IntVar(&o.Steps, "steps", 5, "timed steps (the median is reported)")
 	f.IntVar(&o.Warmup, "warmup", 2, "untimed steps first")
@@ -75,7 +87,7 @@ taken in turn). --profile adds the time per op and phase of one step.`,
 	f.IntVar(&o.Rank, "rank", 16, "LoRA rank")
 	f.IntVar(&o.ImageRows, "image-rows", -1, "image rows in the sequence (-1: the preset's; 0: text only)")
 	f.BoolVar(&o.Profile, "profile", false, "also time every op of one step")
-	f.StringVar(&o.BackwardWeights, "backward-weights", "auto", "transposed copies of the frozen matrices for the backward pass: auto (bf16), bf16, f32, or autodiff (none: ggml's out_prod)")
+	f.StringVar(&o.BackwardWeights, "backward-weights", "auto", "the backward pass's products with frozen matrices, as for train: auto, bf16, f32, tiled, tiled-f32 or autodiff")
 	f.StringVar(&o.NoImageWeights, "no-image-weights", "auto", "frozen matrices of CAL's image-absent pass: auto (q8_0 copies), q8_0, or f32 (the model's)")
 	return cmd
 }

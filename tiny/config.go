@@ -30,7 +30,6 @@ const (
 	VisionFF       = 48 // differs from VisionWidth: mtmd swaps up/down when they match
 	VisionLayers   = 2  // the "mlp" projector reads the output of layer n-2
 	VisionEps      = 1e-5
-	ProjHidden     = NEmbd
 )
 
 // File names inside the output directory.
@@ -63,10 +62,18 @@ type Options struct {
 	// RopeScaling sets rope.scaling.type ("linear" or "yarn") with a factor of 4 over an
 	// original context of NCtx/4; "" writes no scaling keys.
 	RopeScaling string
+	// Text, when set, gives the text model other sizes than the tiny default (memory
+	// measurements on larger shapes); its vocabulary stays the tiny one.
+	Text *TextShape
 	// WeightType stores the text model's 2-D matrices (embedding, projections,
 	// output) as this type: gguf.F32 (the default), F16, BF16, Q8_0 or Q4_0. Norms
 	// and biases stay F32, as in real GGUFs. The vision tower is always F32.
 	WeightType gguf.DType
+}
+
+// TextShape are the sizes of a text model.
+type TextShape struct {
+	NEmbd, NLayer, NHead, NHeadKV, NFF int
 }
 
 // Architectures Options.Arch accepts.

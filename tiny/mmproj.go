@@ -21,8 +21,13 @@ var (
 // the text model's n_embd).
 func writeMmproj(path string, o Options) error {
 	rng := newRNG(o.Seed, streamVision)
+	hp, err := o.HParams()
+	if err != nil {
+		return err
+	}
+	hidden := uint64(hp.NEmbd) // the projector's hidden width and its output: the text model's
 	w := gguf.NewWriter()
-	setMmprojMetadata(w)
+	setMmprojMetadata(w, hp.NEmbd)
 
 	const e, ff, p = VisionWidth, VisionFF, PatchSize
 	nPos := TokensPerImage + 1 // the class embedding takes position 0
@@ -66,10 +71,10 @@ func writeMmproj(path string, o Options) error {
 		)
 	}
 	ts = append(ts,
-		tensor{"mm.0.weight", []uint64{e, ProjHidden}, lin(e, ProjHidden, 1)},
-		tensor{"mm.0.bias", []uint64{ProjHidden}, bias(ProjHidden)},
-		tensor{"mm.2.weight", []uint64{ProjHidden, NEmbd}, lin(ProjHidden, NEmbd, 1)},
-		tensor{"mm.2.bias", []uint64{NEmbd}, bias(NEmbd)},
+		tensor{"mm.0.weight", []uint64{e, hidden}, lin(e, int(hidden), 1)},
+		tensor{"mm.0.bias", []uint64{hidden}, bias(int(hidden))},
+		tensor{"mm.2.weight", []uint64{hidden, hidden}, lin(int(hidden), int(hidden), 1)},
+		tensor{"mm.2.bias", []uint64{hidden}, bias(int(hidden))},
 	)
 	for _, t := range ts {
 		if err := w.AddTensorF32(t.name, gguf.F32, t.shape, t.values); err != nil {
@@ -79,7 +84,7 @@ func writeMmproj(path string, o Options) error {
 	return w.WriteFile(path)
 }
 
-func setMmprojMetadata(w *gguf.Writer) {
+func setMmprojMetadata(w *gguf.Writer, nEmbd int) {
 	w.Set("general.architecture", gguf.StringValue("clip"))
 	w.Set("general.type", gguf.StringValue("mmproj"))
 	w.Set("general.name", gguf.StringValue("calft tiny clip"))
@@ -95,7 +100,7 @@ func setMmprojMetadata(w *gguf.Writer) {
 	w.Set("clip.vision.block_count", gguf.Uint32Value(VisionLayers))
 	w.Set("clip.vision.attention.head_count", gguf.Uint32Value(VisionHeads))
 	w.Set("clip.vision.attention.layer_norm_epsilon", gguf.Float32Value(VisionEps))
-	w.Set("clip.vision.projection_dim", gguf.Uint32Value(NEmbd))
+	w.Set("clip.vision.projection_dim", gguf.Uint32Value(uint32(nEmbd)))
 	w.Set("clip.vision.image_mean", gguf.ArrayValue(imageMean))
 	w.Set("clip.vision.image_std", gguf.ArrayValue(imageStd))
 }

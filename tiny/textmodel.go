@@ -1,6 +1,7 @@
 package tiny
 
 import (
+	"fmt"
 	"math"
 	"math/rand/v2"
 	"strings"
@@ -46,7 +47,7 @@ func writeTextModel(path string, o Options) error {
 		return err
 	}
 	w := gguf.NewWriter()
-	setTextMetadata(w, vocab, archName, ftype, o)
+	setTextMetadata(w, vocab, &hp, ftype, o)
 	fill := filler{main: newRNG(o.Seed, streamText), bias: newRNG(o.Seed, streamBias), extra: newRNG(o.Seed, streamExtra)}
 	specs := a.Specs(&hp)
 	var ordered []arch.Spec
@@ -88,9 +89,18 @@ func (o Options) HParams() (arch.HParams, error) {
 	if err != nil {
 		return arch.HParams{}, err
 	}
-	return arch.HParams{Arch: archName, NEmbd: NEmbd, NLayer: NLayer, NHead: NHead, NHeadKV: NHeadKV, HeadDim: HeadDim,
-		NFF: NFF, NVocab: len(BuildVocab().Tokens), NCtxTrain: NCtx, RMSEps: RMSEps, Tied: o.TiedOutput,
-		Rope: arch.NoScaling(a.Rope, RopeDims, RopeBase, NCtx)}, nil
+	sh := TextShape{NEmbd, NLayer, NHead, NHeadKV, NFF}
+	ctx := NCtx
+	if o.Text != nil {
+		sh, ctx = *o.Text, 4096
+		if sh.NEmbd <= 0 || sh.NLayer <= 0 || sh.NHead <= 0 || sh.NHeadKV <= 0 || sh.NFF <= 0 || sh.NEmbd%sh.NHead != 0 || sh.NHead%sh.NHeadKV != 0 {
+			return arch.HParams{}, fmt.Errorf("text shape %+v: sizes must be positive, heads must divide n_embd and KV heads the heads", sh)
+		}
+	}
+	hd := sh.NEmbd / sh.NHead
+	return arch.HParams{Arch: archName, NEmbd: sh.NEmbd, NLayer: sh.NLayer, NHead: sh.NHead, NHeadKV: sh.NHeadKV, HeadDim: hd,
+		NFF: sh.NFF, NVocab: len(BuildVocab().Tokens), NCtxTrain: ctx, RMSEps: RMSEps, Tied: o.TiedOutput,
+		Rope: arch.NoScaling(a.Rope, hd, RopeBase, ctx)}, nil
 }
 
 // has reports whether the file holds an optional tensor of the description.
@@ -153,25 +163,26 @@ func (f filler) values(s arch.Spec) []float32 {
 // setTextMetadata writes the hyper-parameters under the arch's prefix; llama
 // and qwen2 read the same keys. The SentencePiece ("llama") tokenizer is
 // independent of the architecture in llama.cpp, so qwen2 keeps it too.
-func setTextMetadata(w *gguf.Writer, v Vocab, arch string, ftype uint32, o Options) {
+func setTextMetadata(w *gguf.Writer, v Vocab, hp *arch.HParams, ftype uint32, o Options) {
+	arch := hp.Arch
 	w.Set("general.architecture", gguf.StringValue(arch))
 	w.Set("general.type", gguf.StringValue("model"))
 	w.Set("general.name", gguf.StringValue("calft tiny "+arch))
 	w.Set("general.file_type", gguf.Uint32Value(ftype))
 	w.Set(arch+".vocab_size", gguf.Uint32Value(uint32(len(v.Tokens))))
-	w.Set(arch+".context_length", gguf.Uint32Value(NCtx))
-	w.Set(arch+".embedding_length", gguf.Uint32Value(NEmbd))
-	w.Set(arch+".block_count", gguf.Uint32Value(NLayer))
-	w.Set(arch+".feed_forward_length", gguf.Uint32Value(NFF))
-	w.Set(arch+".attention.head_count", gguf.Uint32Value(NHead))
-	w.Set(arch+".attention.head_count_kv", gguf.Uint32Value(NHeadKV))
+	w.Set(arch+".context_length", gguf.Uint32Value(uint32(hp.NCtxTrain)))
+	w.Set(arch+".embedding_length", gguf.Uint32Value(uint32(hp.NEmbd)))
+	w.Set(arch+".block_count", gguf.Uint32Value(uint32(hp.NLayer)))
+	w.Set(arch+".feed_forward_length", gguf.Uint32Value(uint32(hp.NFF)))
+	w.Set(arch+".attention.head_count", gguf.Uint32Value(uint32(hp.NHead)))
+	w.Set(arch+".attention.head_count_kv", gguf.Uint32Value(uint32(hp.NHeadKV)))
 	w.Set(arch+".attention.layer_norm_rms_epsilon", gguf.Float32Value(RMSEps))
-	w.Set(arch+".rope.dimension_count", gguf.Uint32Value(RopeDims))
+	w.Set(arch+".rope.dimension_count", gguf.Uint32Value(uint32(hp.Rope.Dims)))
 	w.Set(arch+".rope.freq_base", gguf.Float32Value(RopeBase))
 	if o.RopeScaling != "" {
 		w.Set(arch+".rope.scaling.type", gguf.StringValue(o.RopeScaling))
 		w.Set(arch+".rope.scaling.factor", gguf.Float32Value(ropeScalingFactor))
-		w.Set(arch+".rope.scaling.original_context_length", gguf.Uint32Value(NCtx/4))
+		w.Set(arch+".rope.scaling.original_context_length", gguf.Uint32Value(uint32(hp.NCtxTrain/4)))
 	}
 	w.Set("tokenizer.ggml.model", gguf.StringValue("llama"))
 	w.Set("tokenizer.ggml.tokens", gguf.ArrayValue(v.Tokens))

@@ -17,7 +17,7 @@ func newMakeTinyCmd() *cobra.Command {
 	var seed int64
 	var samples int
 	var tied, biases, overwrite bool
-	var family, ropeScaling string
+	var family, ropeScaling, textShape string
 	cmd := &cobra.Command{
 		Use:   "make-tiny --out DIR [--seed N] [--family llama|llama3|qwen2]",
 		Short: "Write a tiny synthetic VLM (base.gguf, mmproj.gguf) and a small dataset",
@@ -38,6 +38,13 @@ LLaVA conversation format. The same seed gives the same bytes.`,
 					out, tiny.BaseFile, tiny.MmprojFile, tiny.DataFile, tiny.ImageDir)
 			}
 			o := tiny.Options{Seed: seed, TiedOutput: tied, Samples: samples, Biases: biases, RopeScaling: ropeScaling}
+			if textShape != "" {
+				var sh tiny.TextShape
+				if n, err := fmt.Sscanf(textShape, "%d,%d,%d,%d,%d", &sh.NEmbd, &sh.NLayer, &sh.NHead, &sh.NHeadKV, &sh.NFF); n != 5 || err != nil {
+					return usageError{fmt.Errorf("--text-shape %q: give n_embd,layers,heads,kv_heads,n_ff (e.g. 576,30,9,3,1536)", textShape)}
+				}
+				o.Text = &sh
+			}
 			switch family {
 			case "llama":
 			case "llama3":
@@ -71,5 +78,6 @@ LLaVA conversation format. The same seed gives the same bytes.`,
 	f.StringVar(&family, "family", "llama", "text model: llama, llama3 (Llama 3.x RoPE frequency factors, rope_freqs.weight) or qwen2")
 	f.BoolVar(&biases, "biases", false, "add the optional biases the architecture allows (llama: q/k/v, attention output, feed-forward; qwen2: output)")
 	f.StringVar(&ropeScaling, "rope-scaling", "", "write rope.scaling keys: linear or yarn (factor 4)")
+	f.StringVar(&textShape, "text-shape", "", "text model sizes n_embd,layers,heads,kv_heads,n_ff instead of the tiny ones (e.g. 576,30,9,3,1536 for SmolLM2-135M's blocks), for memory and speed measurements")
 	return cmd
 }

@@ -29,6 +29,8 @@ type Arch struct {
 	// Check, when set, refuses combinations of hyper-parameters and tensors that
 	// llama.cpp's loader or builder for this architecture cannot run.
 	Check func(f *gguf.File, hp *HParams) error
+	// HParams, when set, reads the architecture's own keys after the generic ones.
+	HParams func(r *keyReader, hp *HParams) error
 }
 
 // Tensor is one weight an architecture's GGUF holds.
@@ -67,15 +69,18 @@ const (
 // RopeType is how RoPE pairs a head's dimensions.
 type RopeType int
 
-// The RoPE types: adjacent pairs (2i, 2i+1), as llama; or the two halves of the
-// rotated dimensions, as GPT-NeoX and qwen2.
+// The RoPE types: adjacent pairs (2i, 2i+1), as llama; the two halves of the rotated
+// dimensions, as GPT-NeoX and qwen2; or Qwen2-VL's multimodal RoPE (M-RoPE): NeoX pairs
+// whose frequencies are split into sections (Rope.Sections) rotated by different
+// positions of a row (time, height, width), four positions per row.
 const (
 	RopeNormal RopeType = iota
 	RopeNeoX
+	RopeMRoPE
 )
 
 func (r RopeType) String() string {
-	return [...]string{"normal", "neox"}[r]
+	return [...]string{"normal", "neox", "mrope"}[r]
 }
 
 var registry = map[string]*Arch{}

@@ -21,6 +21,31 @@ type HParams struct {
 	RMSEps    float32
 	Rope      Rope
 	Tied      bool // no output.weight: the output layer is token_embd
+
+	// QScale, when not 0, multiplies the queries after RoPE, and q·k is then not
+	// scaled (gemma3's f_attention_scale); 0: q·k is scaled by 1/√head width.
+	QScale float32
+	// EmbdScale, when not 0, multiplies the token rows' embeddings (not image rows), as
+	// gemma3 does with √n_embd.
+	EmbdScale float32
+	// SWA is the sliding window (attention.sliding_window): on a sliding layer a row
+	// attends to keys fewer than SWA positions back; 0 when no layer slides. Layer il
+	// slides when il % SWAPattern < SWAPattern−1, with RoPE RopeSWA (see Sliding).
+	SWA, SWAPattern int
+	RopeSWA         Rope
+}
+
+// Sliding reports whether layer il attends through the sliding window.
+func (hp *HParams) Sliding(il int) bool {
+	return hp.SWA > 0 && hp.SWAPattern > 0 && il%hp.SWAPattern < hp.SWAPattern-1
+}
+
+// RopeOf is layer il's RoPE: RopeSWA on sliding layers, Rope elsewhere.
+func (hp *HParams) RopeOf(il int) Rope {
+	if hp.Sliding(il) {
+		return hp.RopeSWA
+	}
+	return hp.Rope
 }
 
 // Rope are RoPE's settings as libllama computes them for a context (llama_context's
@@ -39,7 +64,14 @@ type Rope struct {
 	ExtFactor, AttnFactor, BetaFast, BetaSlow float32
 	// NCtxOrig is the context the model was trained with before scaling.
 	NCtxOrig int
+	// Sections, for M-RoPE, are rope.dimension_sections: how many of the Dims/2
+	// rotated pairs (frequencies, in order) take the row's first, second, third and
+	// fourth position (time, height, width, unused). They sum to Dims/2.
+	Sections [4]int
 }
+
+// MRoPE reports whether rows take four positions each (Qwen2-VL's M-RoPE).
+func (hp *HParams) MRoPE() bool { return hp.Rope.Type == RopeMRoPE }
 
 // QDim is the width of a block's queries (and of the attention output): head width ×
 // heads, which need not be n_embd.
@@ -49,7 +81,12 @@ func (hp *HParams) QDim() int { return hp.HeadDim * hp.NHead }
 func (hp *HParams) KVDim() int { return hp.HeadDim * hp.NHeadKV }
 
 // AttnScale is the factor of q·k before the softmax.
-func (hp *HParams) AttnScale() float32 { return float32(1 / math.Sqrt(float64(hp.HeadDim))) }
+func (hp *HParams) AttnScale() float32 {
+	if hp.QScale != 0 {
+		return 1
+	}
+	return float32(1 / math.Sqrt(float64(hp.HeadDim)))
+}
 
 // Validate reports hyper-parameters the decoder cannot run with.
 func (hp *HParams) Validate() error {
@@ -95,6 +132,16 @@ func ReadHParams(f *gguf.File) (*HParams, error) {
 		}
 	}
 	hp.Rope.Type = a.Rope
+	if a.Rope == RopeMRoPE {
+		if err := r.sections(hp); err != nil {
+			return nil, err
+		}
+	}
+	if a.HParams != nil {
+		if err := a.HParams(r, hp); err != nil {
+			return nil, err
+		}
+	}
 	if hp.NVocab, err = vocabSize(f); err != nil {
 		return nil, err
 	}
@@ -257,7 +304,7 @@ func (r *keyReader) rope(hp *HParams) error {
 	if ro.Dims, err = r.u32("rope.dimension_count", hp.HeadDim); err != nil {
 		return err
 	}
-	if hp.Arch == "llama" && ro.Dims != hp.HeadDim {
+	if (hp.Arch == "llama" || hp.Arch == "qwen2vl") && ro.Dims != hp.HeadDim {
 		return gguf.Errorf(r.f.Path, gguf.ErrCorrupt, "%s is %d but the head width is %d (llama.cpp refuses this); %s",
 			r.key("rope.dimension_count"), ro.Dims, hp.HeadDim, adviceReconvert)
 	}
@@ -323,6 +370,45 @@ func (r *keyReader) ropeScale(hp *HParams) error {
 		// 0.1·ln(s)+1 divided by the same factor, which ggml's kernel multiplies in
 		// again: what reaches ggml_rope_ext is rope.scaling.attn_factor alone.
 		ro.ExtFactor = 1
+	}
+	return nil
+}
+
+// sections reads M-RoPE's rope.dimension_sections: an array of exactly four integers
+// (llama.cpp reads INT32 or UINT32 arrays) that sum to the rotated pairs, Dims/2.
+func (r *keyReader) sections(hp *HParams) error {
+	k := r.key("rope.dimension_sections")
+	v, ok := r.f.Get(k)
+	if !ok {
+		return gguf.Errorf(r.f.Path, gguf.ErrKeyMissing, "has no %s (INT32[4]), which llama.cpp requires for %s; %s", k, hp.Arch, adviceReconvert)
+	}
+	var vals []int64
+	switch d := v.Data.(type) {
+	case []int32:
+		for _, x := range d {
+			vals = append(vals, int64(x))
+		}
+	case []uint32:
+		for _, x := range d {
+			vals = append(vals, int64(x))
+		}
+	default:
+		return r.f.WrongType(k, v, "an INT32 array of 4")
+	}
+	if len(vals) != 4 {
+		return gguf.Errorf(r.f.Path, gguf.ErrCorrupt, "%s has %d entries; llama.cpp requires exactly 4 (time, height, width, unused); %s", k, len(vals), adviceReconvert)
+	}
+	sum := int64(0)
+	for i, x := range vals {
+		if x < 0 || x > int64(hp.Rope.Dims) {
+			return gguf.Errorf(r.f.Path, gguf.ErrCorrupt, "%s %v: entry %d is out of range; %s", k, vals, i, adviceReconvert)
+		}
+		hp.Rope.Sections[i] = int(x)
+		sum += x
+	}
+	if sum != int64(hp.Rope.Dims/2) {
+		return gguf.Errorf(r.f.Path, gguf.ErrCorrupt, "%s %v sums to %d, but the %d rotated dimensions (%s) make %d pairs; llama.cpp would wrap the sections; %s",
+			k, vals, sum, hp.Rope.Dims, r.key("rope.dimension_count"), hp.Rope.Dims/2, adviceReconvert)
 	}
 	return nil
 }

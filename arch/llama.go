@@ -39,6 +39,7 @@ func commonGlobals() []Tensor {
 // blockOptions say which optional tensors an architecture's blocks may hold.
 type blockOptions struct {
 	attnBias    bool // attn_q/k/v.bias
+	biasNeeded  bool // attn_q/k/v.bias are required (qwen2vl's builder adds them unconditionally)
 	attnOutBias bool // attn_output.bias
 	ffnBias     bool // ffn_gate/up/down.bias
 }
@@ -52,10 +53,11 @@ func blockTensors(o blockOptions) []Tensor {
 		{Name: "attn_v.weight", Shape: kvMatrix, Target: "attn_v"},
 	}
 	if o.attnBias {
+		opt := !o.biasNeeded
 		ts = append(ts,
-			Tensor{Name: "attn_q.bias", Shape: qVector, Optional: true, Fill: FillBias, F32: true},
-			Tensor{Name: "attn_k.bias", Shape: kvVector, Optional: true, Fill: FillBias, F32: true},
-			Tensor{Name: "attn_v.bias", Shape: kvVector, Optional: true, Fill: FillBias, F32: true})
+			Tensor{Name: "attn_q.bias", Shape: qVector, Optional: opt, Fill: FillBias, F32: true},
+			Tensor{Name: "attn_k.bias", Shape: kvVector, Optional: opt, Fill: FillBias, F32: true},
+			Tensor{Name: "attn_v.bias", Shape: kvVector, Optional: opt, Fill: FillBias, F32: true})
 	}
 	ts = append(ts, Tensor{Name: "attn_output.weight", Shape: outMatrix, Target: "attn_output", Fill: FillResidual})
 	if o.attnOutBias {

@@ -25,6 +25,12 @@ func newEnv(t *testing.T) *env {
 	if err := tiny.Generate(dir, 5); err != nil {
 		t.Fatal(err)
 	}
+	return newEnvIn(t, dir)
+}
+
+// newEnvIn loads the tiny model files in dir.
+func newEnvIn(t *testing.T, dir string) *env {
+	t.Helper()
 	lm, err := llama.LoadModel(filepath.Join(dir, "base.gguf"), llama.ModelParams{UseMmap: true})
 	if err != nil {
 		t.Fatal(err)

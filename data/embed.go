@@ -196,13 +196,16 @@ func readEmbedding(path string) ([]float32, error) {
 	if len(buf) < h || string(buf[:len(embedMagic)]) != embedMagic {
 		return nil, fmt.Errorf("%s: not a calft embedding", path)
 	}
+	// Compared by division: 2·n wraps around for a huge n and would let one through.
 	n := binary.LittleEndian.Uint64(buf[len(embedMagic):])
-	if uint64(len(buf)-h) != 2*n {
+	if rest := uint64(len(buf) - h); rest%2 != 0 || rest/2 != n {
 		return nil, fmt.Errorf("%s: truncated embedding", path)
 	}
 	out := make([]float32, n)
 	for i := range out {
 		out[i] = gguf.Float16ToFloat32(binary.LittleEndian.Uint16(buf[h+2*i:]))
+		// The projector's output is checked finite before it is cached: anything else
+		// is damage, and the error makes Get encode the image afresh.
 		if math.IsNaN(float64(out[i])) || math.IsInf(float64(out[i]), 0) {
 			return nil, fmt.Errorf("%s: damaged embedding (value %d is %v)", path, i, out[i])
 		}
@@ -213,7 +216,7 @@ func readEmbedding(path string) ([]float32, error) {
 // Sequence assembles a sample's decoder input, with its image rows from the cache.
 // The cache may be nil for a sample without images.
 func (c *EmbedCache) Sequence(s *Sample, nEmbd int) (llava.Sequence, error) {
-	seq := llava.Sequence{Tokens: s.Rows}
+	seq := llava.Sequence{Tokens: s.Rows, NonCausal: s.NonCausal}
 	if c == nil && len(s.Images) > 0 {
 		return seq, fmt.Errorf("sample %s has images but no vision projector was loaded", s.ID)
 	}
@@ -227,6 +230,14 @@ func (c *EmbedCache) Sequence(s *Sample, nEmbd int) (llava.Sequence, error) {
 	if want := seq.NImageRows() * nEmbd; len(seq.Embd) != want {
 		return seq, fmt.Errorf("sample %s: its images gave %d embedding floats, its %d image rows need %d",
 			s.ID, len(seq.Embd), seq.NImageRows(), want)
+	}
+	if s.Grids != nil {
+		// M-RoPE: image rows sit on a grid and the text after an image continues
+		// at its first position + max(nx, ny), as llama.cpp's mtmd helper places them.
+		var err error
+		if seq.Pos, seq.PosHW, err = llava.GridPositions(s.Rows, s.Grids); err != nil {
+			return seq, fmt.Errorf("sample %s: %w", s.ID, err)
+		}
 	}
 	return seq, nil
 }

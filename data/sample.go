@@ -8,6 +8,7 @@ import (
 	"github.com/calft/calft/bindings/llama"
 	"github.com/calft/calft/bindings/mtmd"
 	"github.com/calft/calft/cal"
+	"github.com/calft/calft/chat"
 	"github.com/calft/calft/imageio"
 	"github.com/calft/calft/llava"
 )
@@ -18,7 +19,13 @@ type Sample struct {
 	Rows   []int32  // token id per row, or llava.ImageRow
 	Target []bool   // the token at this row is an assistant token the model learns
 	Images []string // resolved image paths, in order
-	NImage []int    // embedding rows of each image
+	NImage []int    // embedding rows of each image (all its tiles or slices)
+	// Grids, for projectors whose rows take M-RoPE positions (Qwen2-VL), are each
+	// image's grid of rows; nil otherwise.
+	Grids []llava.Grid
+	// NonCausal: the projector's image rows attend to each other both ways (Gemma 3;
+	// see llava.Sequence.NonCausal).
+	NonCausal bool
 }
 
 // NTargets counts supervised tokens.
@@ -62,7 +69,7 @@ func (s *Sample) Scored(offset int32, run0 int) (rows []int32, targets []cal.Tar
 type Builder struct {
 	Vocab    *llama.Model  // the text model (a vocabulary-only load is enough)
 	Mtmd     *mtmd.Context // nil: text-only data
-	Template string        // chat template text or a llama.cpp template name
+	Template string        // chat template text, a llama.cpp template name or one of chat.GoTemplates
 	MaxRows  int           // longest sample allowed (the context size); 0: no limit
 	ImageDir string
 
@@ -129,14 +136,14 @@ func (b *Builder) Build(rec *Record) (*Sample, error) {
 		r, _ := role(t.From)
 		msgs = append(msgs, llama.ChatMessage{Role: r, Content: strings.ReplaceAll(t.Value, ImagePlaceholder, mtmd.DefaultMarker())})
 	}
-	render := func(n int, addAssistant bool) ([]int32, []int, error) {
-		text, err := llama.ApplyChatTemplate(b.Template, msgs[:n], addAssistant)
+	render := func(n int, addAssistant bool) ([]int32, imageLayout, error) {
+		text, err := chat.Apply(b.Template, msgs[:n], addAssistant)
 		if err != nil {
-			return nil, nil, fail("%v", err)
+			return nil, imageLayout{}, fail("%v", err)
 		}
 		k := strings.Count(text, mtmd.DefaultMarker())
 		if k > len(imgs) {
-			return nil, nil, fail("its text holds %s itself; remove that marker (images are placed with %s)", mtmd.DefaultMarker(), ImagePlaceholder)
+			return nil, imageLayout{}, fail("its text holds %s itself; remove that marker (images are placed with %s)", mtmd.DefaultMarker(), ImagePlaceholder)
 		}
 		return b.tokenize(text, imgs[:k])
 	}
@@ -144,7 +151,7 @@ func (b *Builder) Build(rec *Record) (*Sample, error) {
 	if err != nil {
 		return nil, err
 	}
-	s.Rows, s.NImage = full, nImage
+	s.Rows, s.NImage, s.Grids, s.NonCausal = full, nImage.rows, nImage.grids, nImage.nonCausal
 	s.Target = make([]bool, len(full))
 	for k, m := range msgs {
 		if m.Role != "assistant" {
@@ -184,32 +191,54 @@ func (b *Builder) Build(rec *Record) (*Sample, error) {
 	return s, nil
 }
 
+// imageLayout is how a sample's images became rows: each image's row count and, for
+// M-RoPE projectors, its grid.
+type imageLayout struct {
+	rows      []int
+	grids     []llava.Grid
+	nonCausal bool
+}
+
 // tokenize splits text at image markers the way llama.cpp's mtmd does, and returns its
-// rows and the embedding rows of each image.
-func (b *Builder) tokenize(text string, imgs []mtmd.Image) ([]int32, []int, error) {
+// rows and how each image became rows. BOS is added unless the text already starts with
+// it (chat.AddSpecial).
+func (b *Builder) tokenize(text string, imgs []mtmd.Image) ([]int32, imageLayout, error) {
+	var lay imageLayout
+	addSpecial := chat.AddSpecial(b.Vocab, text)
 	if len(imgs) == 0 || b.Mtmd == nil {
-		toks, err := b.Vocab.Tokenize(text, true, true)
-		return toks, nil, err
+		toks, err := b.Vocab.Tokenize(text, addSpecial, true)
+		return toks, lay, err
 	}
-	p, err := b.Mtmd.TokenizePrompt(text, imgs, true, true)
+	p, err := b.Mtmd.TokenizePrompt(text, imgs, addSpecial, true)
 	if err != nil {
-		return nil, nil, err
+		return nil, lay, err
 	}
 	defer p.Close()
 	var rows []int32
-	var nImage []int
+	lay.rows = make([]int, len(imgs))
+	lay.nonCausal = b.Mtmd.UsesNonCausal()
 	for _, ch := range p.Chunks {
 		if ch.Kind == mtmd.ChunkText {
 			rows = append(rows, ch.Tokens...)
 			continue
 		}
 		if ch.MRoPE {
-			return nil, nil, fmt.Errorf("this projector needs M-RoPE positions, which calft's decoder does not support yet")
+			if ch.Kind != mtmd.ChunkImage || ch.NX*ch.NY != ch.NTokens {
+				return nil, lay, fmt.Errorf("an M-RoPE %s chunk of %d rows is not laid out on a grid (%dx%d)", ch.Kind, ch.NTokens, ch.NX, ch.NY)
+			}
+			lay.grids = append(lay.grids, llava.Grid{NX: ch.NX, NY: ch.NY})
+		}
+		if ch.Image < 0 || ch.Image >= len(imgs) {
+			return nil, lay, fmt.Errorf("mtmd gave a chunk of image %d for %d images", ch.Image, len(imgs))
 		}
 		for range ch.NTokens {
 			rows = append(rows, llava.ImageRow)
 		}
-		nImage = append(nImage, ch.NTokens)
+		// A tiled image (SmolVLM) arrives as several chunks with text between them.
+		lay.rows[ch.Image] += ch.NTokens
 	}
-	return rows, nImage, nil
+	if lay.grids != nil && len(lay.grids) != len(lay.rows) {
+		return nil, lay, fmt.Errorf("the projector gave M-RoPE grids for %d of %d images", len(lay.grids), len(lay.rows))
+	}
+	return rows, lay, nil
 }

@@ -25,6 +25,10 @@ const Supported = "PNG, JPEG, GIF, WebP, BMP"
 // allocate gigabytes; real photos are far below it.
 const MaxPixels = 1 << 27
 
+// MaxSide bounds each side: no camera or scan comes near it, and a model sees a
+// 100000×1 strip as nothing but would still be handed it.
+const MaxSide = 1 << 15
+
 // RGB is a decoded image: W·H pixels, row-major, 3 bytes (R, G, B) each.
 type RGB struct {
 	W, H int
@@ -72,8 +76,17 @@ func DecodeWith(data []byte, o Options) (*RGB, error) {
 	if cfg.Width <= 0 || cfg.Height <= 0 {
 		return nil, unreadable(fmt.Errorf("%s with empty size %dx%d", format, cfg.Width, cfg.Height))
 	}
+	// Every check below reads only the header: image.Decode allocates the whole image
+	// before it reads the pixel data, so a hostile header must be refused here.
 	if int64(cfg.Width)*int64(cfg.Height) > MaxPixels {
 		return nil, fmt.Errorf("%s image of %dx%d pixels is larger than the %d-pixel limit", format, cfg.Width, cfg.Height, MaxPixels)
+	}
+	if cfg.Width > MaxSide || cfg.Height > MaxSide {
+		return nil, fmt.Errorf("%s image of %dx%d pixels has a side longer than the %d-pixel limit", format, cfg.Width, cfg.Height, MaxSide)
+	}
+	if need := minFileSize(format, int64(cfg.Width), int64(cfg.Height)); int64(len(data)) < need {
+		return nil, fmt.Errorf("%s image declares %dx%d pixels in only %d bytes (at least %d expected): it is truncated or a decompression bomb",
+			format, cfg.Width, cfg.Height, len(data), need)
 	}
 	img, _, err := image.Decode(bytes.NewReader(data))
 	if err != nil {
@@ -84,6 +97,41 @@ func DecodeWith(data []byte, o Options) (*RGB, error) {
 		m = Orient(m, JPEGOrientation(data))
 	}
 	return m, nil
+}
+
+// Beyond bombFloor pixels, a file must hold at least one byte per bombRatio pixels.
+const (
+	bombFloor = 1 << 22 // 4 megapixels: 28 MB decoded, whatever the file
+	bombRatio = 1 << 14 // twice deflate's best on a 1-bit image; JPEG and GIF stay below it too
+)
+
+// minFileSize is a lower bound on the size of a file of the format holding a w×h
+// image. The decoders refuse a file whose pixel data runs out, but only after
+// allocating the image; and a flat image in WebP takes a few bytes at any size (34 bytes
+// decode to 16384×8192 pixels, close to a gigabyte).
+func minFileSize(format string, w, h int64) int64 {
+	var n int64
+	switch format {
+	case "bmp":
+		// Uncompressed rows (the only kind decoded) of at least 1 bit per pixel,
+		// each padded to 4 bytes.
+		n = h * ((w + 31) / 32 * 4)
+	case "png":
+		// Rows of at least 1 bit per pixel after a filter byte, deflated: deflate's
+		// best is 258 bytes for 2 bits, 1032:1.
+		n = h * (1 + (w+7)/8) / 1032
+	case "jpeg":
+		// Every 8×8 block of the full-resolution component takes at least 1 bit (its
+		// DC coefficient, in a sequential scan or a progressive DC scan); counted per
+		// 16×16 so that a subsampled first component stays within the bound.
+		n = (w + 15) / 16 * ((h + 15) / 16) / 8
+	}
+	// Any format, WebP and GIF (whose first frame may be far smaller than its screen)
+	// included: only an image of one colour made to be small falls below this.
+	if px := w * h; px > bombFloor {
+		n = max(n, px/bombRatio)
+	}
+	return n
 }
 
 func unreadable(err error) error {

@@ -13,6 +13,7 @@ import (
 	"github.com/calft/calft/bindings/ggml"
 	"github.com/calft/calft/bindings/llama"
 	"github.com/calft/calft/bindings/mtmd"
+	"github.com/calft/calft/chat"
 	"github.com/calft/calft/gguf/check"
 	"github.com/calft/calft/imageio"
 	"github.com/calft/calft/lora"
@@ -28,9 +29,15 @@ type Options struct {
 	Prompt    string
 	N         int // most tokens to generate (at least 1)
 	Threads   int // 0 = runtime.NumCPU()
+	// Backend is where llama.cpp decodes: cpu ("") or a device kind (cuda, vulkan,
+	// metal, auto), whose library is loaded and to which every layer is offloaded.
+	Backend string
 	// UseChatTemplate wraps the prompt as a user turn of the model's chat template and
 	// opens the assistant's reply. A model without a template gets the raw prompt.
 	UseChatTemplate bool
+	// Template, when set, is the chat template to use instead of the model's: a llama.cpp
+	// name, template text or one of chat.GoTemplates (llava15).
+	Template string
 	// OnText, when set, receives the generated text as it is produced, in pieces that
 	// never split a UTF-8 character.
 	OnText func(string)
@@ -57,7 +64,11 @@ func Generate(o Options) (string, error) {
 	}
 	n := o.N
 
-	model, err := llama.LoadModel(o.Model, llama.ModelParams{UseMmap: true})
+	layers, err := GPULayers(o.Backend)
+	if err != nil {
+		return "", err
+	}
+	model, err := llama.LoadModel(o.Model, llama.ModelParams{UseMmap: true, NGPULayers: layers})
 	if err != nil {
 		return "", err
 	}
@@ -167,13 +178,32 @@ func (o Options) formatPrompt(m *llama.Model) (string, error) {
 	if !o.UseChatTemplate {
 		return text, nil
 	}
-	tmpl := m.ChatTemplate()
+	tmpl := o.Template
+	if tmpl == "" {
+		tmpl = m.ChatTemplate()
+	}
 	if tmpl == "" {
 		return text, nil
 	}
-	out, err := llama.ApplyChatTemplate(tmpl, []llama.ChatMessage{{Role: "user", Content: text}}, true)
+	out, err := chat.Apply(tmpl, []chat.Message{{Role: "user", Content: text}}, true)
 	if err != nil {
 		return "", fmt.Errorf("model %s: %w (generate without the chat template to use the raw prompt)", o.Model, err)
 	}
 	return out, nil
+}
+
+// GPULayers makes a --backend's device known to llama.cpp (loading its library) and
+// returns the layers to offload to it: none for the CPU, all for a device.
+func GPULayers(backend string) (int, error) {
+	switch backend = strings.ToLower(backend); backend {
+	case "", "cpu":
+		return 0, nil
+	case "auto":
+		ggml.OpenGPULibraries()
+	default:
+		if err := ggml.OpenLibrary(backend); err != nil {
+			return 0, err
+		}
+	}
+	return 999, nil
 }

@@ -5,6 +5,7 @@ import (
 
 	"github.com/calft/calft/bindings/llama"
 	"github.com/calft/calft/bindings/mtmd"
+	"github.com/calft/calft/chat"
 	"github.com/calft/calft/imageio"
 )
 
@@ -18,7 +19,7 @@ type prompt struct {
 
 func preparePrompt(m *llama.Model, mmproj string, img *imageio.RGB, text string, threads int) (*prompt, error) {
 	if img == nil {
-		toks, err := m.Tokenize(text, true, true)
+		toks, err := m.Tokenize(text, chat.AddSpecial(m, text), true)
 		if err != nil {
 			return nil, err
 		}
@@ -31,7 +32,7 @@ func preparePrompt(m *llama.Model, mmproj string, img *imageio.RGB, text string,
 	if err != nil {
 		return nil, err
 	}
-	chunks, err := proj.TokenizePrompt(text, []mtmd.Image{{RGB: img.Pix, W: img.W, H: img.H}}, true, true)
+	chunks, err := proj.TokenizePrompt(text, []mtmd.Image{{RGB: img.Pix, W: img.W, H: img.H}}, chat.AddSpecial(m, text), true)
 	if err != nil {
 		proj.Close()
 		return nil, err

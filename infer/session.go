@@ -7,6 +7,7 @@ import (
 	"github.com/calft/calft/bindings/ggml"
 	"github.com/calft/calft/bindings/llama"
 	"github.com/calft/calft/bindings/mtmd"
+	"github.com/calft/calft/chat"
 	"github.com/calft/calft/gguf/check"
 	"github.com/calft/calft/imageio"
 )
@@ -28,7 +29,7 @@ func NewSession(modelPath, mmprojPath string, nCtx, threads int) (*Session, erro
 	if err := ggml.CheckThreads(threads); err != nil {
 		return nil, err
 	}
-	info, err := check.ModelAndMmproj(modelPath, mmprojPath)
+	info, _, err := check.ModelAndMmproj(modelPath, mmprojPath)
 	if err != nil {
 		return nil, err
 	}
@@ -96,7 +97,7 @@ func (s *Session) feed(img *imageio.RGB, text, answerStart string) (int, error) 
 	formatted += answerStart
 	var p *prompt
 	if img == nil {
-		toks, err := s.model.Tokenize(formatted, true, true)
+		toks, err := s.model.Tokenize(formatted, chat.AddSpecial(s.model, formatted), true)
 		if err != nil {
 			return 0, err
 		}
@@ -105,7 +106,7 @@ func (s *Session) feed(img *imageio.RGB, text, answerStart string) (int, error) 
 		if s.proj == nil {
 			return 0, fmt.Errorf("an image needs a session opened with an mmproj")
 		}
-		chunks, err := s.proj.TokenizePrompt(formatted, []mtmd.Image{{RGB: img.Pix, W: img.W, H: img.H}}, true, true)
+		chunks, err := s.proj.TokenizePrompt(formatted, []mtmd.Image{{RGB: img.Pix, W: img.W, H: img.H}}, chat.AddSpecial(s.model, formatted), true)
 		if err != nil {
 			return 0, err
 		}

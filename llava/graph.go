@@ -28,13 +28,18 @@ type Inputs struct {
 	TokIDs  ggml.Tensor // I32 [T]
 	TokMask ggml.Tensor // F32 [1, T]
 	Embd    ggml.Tensor // F32 [n_embd, T]
-	Pos     ggml.Tensor // I32 [T]
+	Pos     ggml.Tensor // I32 [T], or [4T] with M-RoPE (section by section)
 	KQMask  ggml.Tensor // F32 [T, T]
 	// KQMaskNoImg is the mask of the image-absent pass (text rows do not see image rows);
 	// the zero Tensor when the graph has no such pass.
 	KQMaskNoImg ggml.Tensor
 	OutRows     ggml.Tensor // I32 [n_out], zero Tensor when every row gets logits
 	NOut        int
+	// SWA is the model's sliding window (arch.HParams.SWA); when it is not 0, the
+	// sliding layers read KQMaskSWA and KQMaskNoImgSWA: the masks above, restricted to
+	// keys fewer than SWA positions back.
+	SWA                       int
+	KQMaskSWA, KQMaskNoImgSWA ggml.Tensor
 }
 
 // NewInputs declares the inputs for a batch of T rows, of which nOut get logits
@@ -44,10 +49,17 @@ func NewInputs(ctx *ggml.Context, hp arch.HParams, T, nOut int, noImgPass bool) 
 	in.TokIDs = ctx.NewTensor(ggml.TypeI32, T).SetName("inp_tokens").SetInput()
 	in.TokMask = ctx.NewTensor(ggml.TypeF32, 1, T).SetName("inp_tok_mask").SetInput()
 	in.Embd = ctx.NewTensor(ggml.TypeF32, hp.NEmbd, T).SetName("inp_embd").SetInput()
-	in.Pos = ctx.NewTensor(ggml.TypeI32, T).SetName("inp_pos").SetInput()
+	in.Pos = ctx.NewTensor(ggml.TypeI32, posPerRow(&hp)*T).SetName("inp_pos").SetInput()
 	in.KQMask = ctx.NewTensor(ggml.TypeF32, T, T).SetName("inp_kq_mask").SetInput()
 	if noImgPass {
 		in.KQMaskNoImg = ctx.NewTensor(ggml.TypeF32, T, T).SetName("inp_kq_mask_noimg").SetInput()
+	}
+	if hp.SWA > 0 {
+		in.SWA = hp.SWA
+		in.KQMaskSWA = ctx.NewTensor(ggml.TypeF32, T, T).SetName("inp_kq_mask_swa").SetInput()
+		if noImgPass {
+			in.KQMaskNoImgSWA = ctx.NewTensor(ggml.TypeF32, T, T).SetName("inp_kq_mask_noimg_swa").SetInput()
+		}
 	}
 	if nOut > 0 {
 		in.OutRows = ctx.NewTensor(ggml.TypeI32, nOut).SetName("inp_out_rows").SetInput()
@@ -72,7 +84,9 @@ func (in *Inputs) Set(hp arch.HParams, b *Batch, outRows []int32) error {
 			return err
 		}
 		in.KQMaskNoImg.SetF32(hn.kqMask)
+		setIfAllocated(in.KQMaskNoImgSWA, hn.kqMaskSWA)
 	}
+	setIfAllocated(in.KQMaskSWA, h.kqMaskSWA)
 	in.TokIDs.SetI32(h.tokIDs)
 	in.TokMask.SetF32(h.tokMask)
 	in.Embd.SetF32(h.embd)
@@ -110,6 +124,16 @@ type Decoder struct {
 	// TileType is the type of the tiles of frozen matrices without a transposed copy in
 	// the backward pass's products (ggml.TiledTransposedProduct): F32 or BF16.
 	TileType ggml.Type
+	// CPU says the graphs run on ggml's CPU backend: calft's CPU kernels may replace
+	// ggml's ops (the tiles are dequantized and transposed in one pass).
+	CPU bool
+	// ForwardBF16, on the CPU, runs the forward products of the frozen quantized or F16
+	// matrices in BF16 (ggml.FrozenProducts.Forward) when training.
+	ForwardBF16 bool
+	// TableGELU runs gemma3's feed-forward with ggml's geglu, llama.cpp's op, which on
+	// the CPU reads GELU from an F16 table and has no backward pass: for graphs without
+	// gradients that must equal libllama's (see GeGLU for the default).
+	TableGELU bool
 	// Checkpoint, when set, is called with the full pass's input of each block il (and,
 	// as il = NLayer, the last block's output) as the graph is built: a recomputing
 	// trainer keeps them to rebuild one block at a time (see Layer).
@@ -128,12 +152,20 @@ type stream struct {
 	keysFrom *stream
 	keyRows  ggml.Tensor
 	k, v     ggml.Tensor // the block's keys and values, for a stream reading them
+	// maskSWA is the mask of sliding-window layers (arch.HParams.Sliding).
+	maskSWA ggml.Tensor
 }
 
 // blocks runs every stream through the decoder's blocks, one block at a time for all
 // of them: the one layer loop of the plain forward pass and of the CAL pair.
 func (d *Decoder) blocks(ctx *ggml.Context, streams ...*stream) {
-	for il := range d.W.Layers {
+	d.blockRange(ctx, 0, len(d.W.Layers), streams...)
+}
+
+// blockRange runs the streams through blocks [from, to), handing the full pass's input
+// of each block, and its output of the last, to Checkpoint when it is set.
+func (d *Decoder) blockRange(ctx *ggml.Context, from, to int, streams ...*stream) {
+	for il := from; il < to; il++ {
 		for _, s := range streams {
 			if s.suffix == "" && d.Checkpoint != nil {
 				d.Checkpoint(ctx, il, s.x)
@@ -143,15 +175,29 @@ func (d *Decoder) blocks(ctx *ggml.Context, streams ...*stream) {
 	}
 	for _, s := range streams {
 		if s.suffix == "" && d.Checkpoint != nil {
-			d.Checkpoint(ctx, len(d.W.Layers), s.x)
+			d.Checkpoint(ctx, to, s.x)
 		}
 	}
 }
 
 // block runs a stream's rows through block il.
 func (d *Decoder) block(ctx *ggml.Context, il int, s *stream) {
+	if d.HP.Arch == "gemma3" {
+		d.gemma3Block(ctx, il, s)
+		return
+	}
 	l := &s.w.Layers[il]
 	q, k, v := d.qkv(ctx, il, s, l)
+	k, v = d.joinKeys(ctx, s, k, v)
+	att := d.attention(ctx, il, s, q, k, v)
+	s.x = ctx.Add(s.x, d.bias(ctx, d.linear(ctx, il, s, l.Wo, att), l.Bo))
+	s.x = d.name(ctx.Add(s.x, d.ffn(ctx, il, s, l)), il, "l_out", s)
+}
+
+// joinKeys keeps a block's keys and values k, v for the streams that read them and
+// returns the keys and values the stream's queries attend to: its own, after the other
+// stream's when it reads one.
+func (d *Decoder) joinKeys(ctx *ggml.Context, s *stream, k, v ggml.Tensor) (ggml.Tensor, ggml.Tensor) {
 	s.k, s.v = k, v
 	if from := s.keysFrom; from != nil {
 		fk, fv := from.k, from.v
@@ -162,16 +208,14 @@ func (d *Decoder) block(ctx *ggml.Context, il int, s *stream) {
 		// joined with concat, which has no backward.
 		k, v = ctx.Concat(fk, k, 2), ctx.Concat(fv, v, 2)
 	}
-	att := d.attention(ctx, il, s, q, k, v)
-	s.x = ctx.Add(s.x, d.bias(ctx, d.linear(ctx, il, s, l.Wo, att), l.Bo))
-	s.x = d.name(ctx.Add(s.x, d.ffn(ctx, il, s, l)), il, "l_out", s)
+	return k, v
 }
 
 // Layer is block il of the full pass alone, from its input rows x [n_embd, T] with the
 // batch's positions and mask in in: what a recomputing trainer differentiates one block
 // at a time.
 func (d *Decoder) Layer(ctx *ggml.Context, il int, x ggml.Tensor, in *Inputs) ggml.Tensor {
-	s := &stream{x: x, pos: in.Pos, mask: in.KQMask, w: d.W, drop: d.Train}
+	s := d.fullStream(in, x)
 	d.block(ctx, il, s)
 	return s.x
 }
@@ -230,7 +274,7 @@ func (d *Decoder) bias(ctx *ggml.Context, x, b ggml.Tensor) ggml.Tensor {
 // With noImg it is the image-absent pass: every position unchanged, image rows hidden
 // from text. Head turns hidden states into logits.
 func (d *Decoder) Forward(ctx *ggml.Context, in *Inputs, noImg bool) ggml.Tensor {
-	s := &stream{x: d.embed(ctx, in), pos: in.Pos, mask: in.KQMask, w: d.W, drop: d.Train}
+	s := d.fullStream(in, d.embed(ctx, in))
 	if noImg {
 		if in.KQMaskNoImg.Nil() {
 			panic("llava: image-absent pass requested from inputs built without its mask")
@@ -238,6 +282,7 @@ func (d *Decoder) Forward(ctx *ggml.Context, in *Inputs, noImg bool) ggml.Tensor
 		// Dropout belongs to the training pass; the image-absent pass that only
 		// measures Δ runs the adapter as it is.
 		s.mask, s.w, s.drop, s.suffix = in.KQMaskNoImg, d.noImageWeights(), false, "-noimg"
+		s.maskSWA = in.KQMaskNoImgSWA
 	}
 	d.blocks(ctx, s)
 	x := s.x
@@ -285,7 +330,7 @@ func (d *Decoder) transposedProduct(ctx *ggml.Context, w, dy ggml.Tensor) ggml.T
 			return ctx.MulMat(wt, dy)
 		}
 	}
-	return ctx.TiledTransposedProduct(w, dy, d.TileType)
+	return ctx.TiledTransposedProduct(w, dy, d.TileType, d.CPU)
 }
 
 // TargetLogits are each row's logit of its target token [1, n]: the dot product of its
@@ -303,7 +348,11 @@ func (d *Decoder) TargetLogits(ctx *ggml.Context, h, targets ggml.Tensor) ggml.T
 // embed is the input rows: token rows look up their embedding, image rows take theirs
 // from the input, so one differentiable expression serves both: embed(ids)·tokMask + embd.
 func (d *Decoder) embed(ctx *ggml.Context, in *Inputs) ggml.Tensor {
-	return ctx.Add(ctx.Mul(ctx.GetRows(d.W.TokEmbd, in.TokIDs), in.TokMask), in.Embd)
+	tok := ctx.GetRows(d.W.TokEmbd, in.TokIDs)
+	if d.HP.EmbdScale != 0 {
+		tok = ctx.Scale(tok, d.HP.EmbdScale) // gemma3: token rows only
+	}
+	return ctx.Add(ctx.Mul(tok, in.TokMask), in.Embd)
 }
 
 // qkv is a block's queries, keys and values of the stream's rows, after RoPE:
@@ -315,18 +364,30 @@ func (d *Decoder) qkv(ctx *ggml.Context, il int, s *stream, l *Layer) (q, k, v g
 	q = ctx.Reshape(d.bias(ctx, d.linear(ctx, il, s, l.Wq, cur), l.Bq), hp.HeadDim, hp.NHead, n)
 	k = ctx.Reshape(d.bias(ctx, d.linear(ctx, il, s, l.Wk, cur), l.Bk), hp.HeadDim, hp.NHeadKV, n)
 	v = ctx.Reshape(d.bias(ctx, d.linear(ctx, il, s, l.Wv, cur), l.Bv), hp.HeadDim, hp.NHeadKV, n)
-	rp := d.ropeParams()
-	q = d.name(ctx.RopeExt(q, s.pos, d.W.RopeFreqs, rp), il, "q_rope", s)
-	k = d.name(ctx.RopeExt(k, s.pos, d.W.RopeFreqs, rp), il, "k_rope", s)
+	q = d.name(d.rope(ctx, q, s.pos), il, "q_rope", s)
+	k = d.name(d.rope(ctx, k, s.pos), il, "k_rope", s)
 	return q, k, v
+}
+
+// rope rotates queries or keys [hd, n, T] by the rows' positions: ggml_rope_ext, or
+// ggml_rope_multi with four positions per row for M-RoPE, as libllama's builders do.
+func (d *Decoder) rope(ctx *ggml.Context, x, pos ggml.Tensor) ggml.Tensor {
+	rp := d.ropeParams()
+	if d.HP.MRoPE() {
+		return ctx.RopeMulti(x, pos, d.W.RopeFreqs, d.HP.Rope.Sections, rp)
+	}
+	return ctx.RopeExt(x, pos, d.W.RopeFreqs, rp)
 }
 
 // ropeParams are the model's RoPE settings for ggml_rope_ext, as libllama passes them.
 func (d *Decoder) ropeParams() ggml.RopeParams {
 	r := d.HP.Rope
 	mode := ggml.RopeNormal
-	if r.Type == arch.RopeNeoX {
+	switch r.Type {
+	case arch.RopeNeoX:
 		mode = ggml.RopeNeox
+	case arch.RopeMRoPE:
+		mode = ggml.RopeMRoPE
 	}
 	return ggml.RopeParams{Dims: r.Dims, Mode: mode, NCtxOrig: r.NCtxOrig, FreqBase: r.Base, FreqScale: r.FreqScale,
 		ExtFactor: r.ExtFactor, AttnFactor: r.AttnFactor, BetaFast: r.BetaFast, BetaSlow: r.BetaSlow}

@@ -19,7 +19,7 @@ import (
 type PairInputs struct {
 	NH    int         // hidden rows in the graph (padded)
 	HRows ggml.Tensor // I32 [NH] packed row of each hidden row (0 for padding)
-	HPos  ggml.Tensor // I32 [NH] its position
+	HPos  ggml.Tensor // I32 [NH] its position ([4NH] with M-RoPE, section by section)
 	// NK is the number of full-pass rows whose keys and values the hidden rows read
 	// (padded): the kept rows. 0 reads all T rows, most of which the mask then hides.
 	NK    int
@@ -28,6 +28,10 @@ type PairInputs struct {
 	// pass's keys, then over the hidden keys.
 	KQMaskH ggml.Tensor
 	OutRows ggml.Tensor // I32 [NOut] row of each scored row in concat(full rows, hidden rows)
+	// SWA and KQMaskHSWA: KQMaskH of the sliding-window layers, when the model has a
+	// window (see Inputs.SWA).
+	SWA        int
+	KQMaskHSWA ggml.Tensor
 }
 
 // HiddenRows lists the packed rows an image-absent pass must recompute: text rows after
@@ -74,7 +78,7 @@ func NewPairInputs(ctx *ggml.Context, in *Inputs, nh, nk int) *PairInputs {
 		NH:      nh,
 		NK:      nk,
 		HRows:   ctx.NewTensor(ggml.TypeI32, nh).SetName("inp_hidden_rows").SetInput(),
-		HPos:    ctx.NewTensor(ggml.TypeI32, nh).SetName("inp_hidden_pos").SetInput(),
+		HPos:    ctx.NewTensor(ggml.TypeI32, nh*in.Pos.NElements()/in.Rows).SetName("inp_hidden_pos").SetInput(),
 		OutRows: ctx.NewTensor(ggml.TypeI32, in.NOut).SetName("inp_out_rows_pair").SetInput(),
 	}
 	if nk > 0 {
@@ -82,6 +86,10 @@ func NewPairInputs(ctx *ggml.Context, in *Inputs, nh, nk int) *PairInputs {
 		pi.KRows = ctx.NewTensor(ggml.TypeI32, nk).SetName("inp_kept_rows").SetInput()
 	}
 	pi.KQMaskH = ctx.NewTensor(ggml.TypeF32, keys+nh, nh).SetName("inp_kq_mask_hidden").SetInput()
+	if in.SWA > 0 {
+		pi.SWA = in.SWA
+		pi.KQMaskHSWA = ctx.NewTensor(ggml.TypeF32, keys+nh, nh).SetName("inp_kq_mask_hidden_swa").SetInput()
+	}
 	return pi
 }
 
@@ -94,20 +102,25 @@ func (pi *PairInputs) Set(b *Batch, outRows []int32) error {
 	}
 	seqOf := make([]int, T)
 	isImage := make([]bool, T)
-	pos := make([]int32, T)
+	pos := make([][3]int32, T)
 	row := 0
 	for si := range b.Seqs {
 		s := &b.Seqs[si]
 		for i, t := range s.Tokens {
-			seqOf[row], isImage[row], pos[row] = si, t == ImageRow, s.Position(i)
+			seqOf[row], isImage[row] = si, t == ImageRow
+			pos[row][0] = s.Position(i)
+			pos[row][1], pos[row][2] = s.PositionHW(i)
 			row++
 		}
 	}
 	slot := map[int32]int{}
 	hr := make([]int32, pi.NH)
-	hp := make([]int32, pi.NH)
+	hp := make([]int32, pi.HPos.NElements()) // M-RoPE: time, height, width, 0 sections
 	for j, r := range hidden {
-		hr[j], hp[j] = r, pos[r]
+		hr[j] = r
+		for c := 0; c < min(len(hp)/pi.NH, 3); c++ {
+			hp[c*pi.NH+j] = pos[r][c]
+		}
 		slot[r] = j
 	}
 	// keySlot is the key column of each full-pass row the hidden rows may read.
@@ -132,24 +145,32 @@ func (pi *PairInputs) Set(b *Batch, outRows []int32) error {
 	}
 	negInf := float32(math.Inf(-1))
 	mask := make([]float32, (keys+pi.NH)*pi.NH)
+	maskSWA := make([]float32, len(mask))
 	for i := range mask {
-		mask[i] = negInf
+		mask[i], maskSWA[i] = negInf, negInf
+	}
+	// allow lets hidden query j read column col, the key of packed row k.
+	allow := func(j, col, k int) {
+		mask[j*(keys+pi.NH)+col] = 0
+		if pos[hidden[j]][0]-pos[k][0] < int32(pi.SWA) {
+			maskSWA[j*(keys+pi.NH)+col] = 0
+		}
 	}
 	for j := 0; j < pi.NH; j++ {
-		m := mask[j*(keys+pi.NH) : (j+1)*(keys+pi.NH)]
 		if j >= len(hidden) {
-			m[keys+j] = 0 // padding attends to itself, to stay finite
+			// padding attends to itself, to stay finite
+			mask[j*(keys+pi.NH)+keys+j], maskSWA[j*(keys+pi.NH)+keys+j] = 0, 0
 			continue
 		}
 		r := int(hidden[j])
 		for k := r - 1; k >= 0 && seqOf[k] == seqOf[r]; k-- {
 			if _, h := slot[int32(k)]; !h && !isImage[k] {
-				m[keySlot[k]] = 0 // unchanged text before the image
+				allow(j, keySlot[k], k) // unchanged text before the image
 			}
 		}
 		for j2, r2 := range hidden {
 			if seqOf[int(r2)] == seqOf[r] && r2 <= int32(r) {
-				m[keys+j2] = 0
+				allow(j, keys+j2, int(r2))
 			}
 		}
 	}
@@ -166,6 +187,7 @@ func (pi *PairInputs) Set(b *Batch, outRows []int32) error {
 	pi.HRows.SetI32(hr)
 	pi.HPos.SetI32(hp)
 	pi.KQMaskH.SetF32(mask)
+	setIfAllocated(pi.KQMaskHSWA, maskSWA)
 	pi.OutRows.SetI32(full)
 	return nil
 }
@@ -181,14 +203,55 @@ func (pi *PairInputs) Set(b *Batch, outRows []int32) error {
 // with the dequantized row does not.
 func (d *Decoder) ForwardPair(ctx *ggml.Context, in *Inputs, pi *PairInputs, targets ggml.Tensor) (h, zImg, zNoImg ggml.Tensor) {
 	x := d.embed(ctx, in)
-	full := &stream{x: x, pos: in.Pos, mask: in.KQMask, w: d.W, drop: d.Train}
+	full := d.fullStream(in, x)
 	// Hidden rows are token rows: their input is the same in both passes.
-	hidden := &stream{x: ctx.GetRows(x, pi.HRows), pos: pi.HPos, mask: pi.KQMaskH, w: d.noImageWeights(),
-		suffix: "-noimg", keysFrom: full, keyRows: pi.KRows}
+	hidden := d.hiddenStream(pi, full, ctx.GetRows(x, pi.HRows))
 	d.blocks(ctx, full, hidden)
+	return d.pairOutputs(ctx, in, pi, full, hidden, targets)
+}
+
+func (d *Decoder) fullStream(in *Inputs, x ggml.Tensor) *stream {
+	return &stream{x: x, pos: in.Pos, mask: in.KQMask, maskSWA: in.KQMaskSWA, w: d.W, drop: d.Train}
+}
+
+func (d *Decoder) hiddenStream(pi *PairInputs, full *stream, x ggml.Tensor) *stream {
+	return &stream{x: x, pos: pi.HPos, mask: pi.KQMaskH, maskSWA: pi.KQMaskHSWA, w: d.noImageWeights(),
+		suffix: "-noimg", keysFrom: full, keyRows: pi.KRows}
+}
+
+// pairOutputs are ForwardPair's results from the streams after the last block.
+func (d *Decoder) pairOutputs(ctx *ggml.Context, in *Inputs, pi *PairInputs, full, hidden *stream, targets ggml.Tensor) (h, zImg, zNoImg ggml.Tensor) {
 	h = d.name(d.outNorm(ctx, ctx.GetRows(full.x, in.OutRows)), -1, "result_norm", full)
 	hNo := d.outNorm(ctx, ctx.GetRows(ctx.Concat(full.x, hidden.x, 1), pi.OutRows))
 	return h, d.TargetLogits(ctx, h, targets), d.TargetLogits(ctx, hNo, targets)
+}
+
+// Lower is the bottom of a pass split at block upto: the embedding and blocks [0, upto)
+// of the full pass and, with pi, of the rows CAL's image-absent pass recomputes (see
+// ForwardPair). It returns both streams' rows at block upto, where Upper starts.
+func (d *Decoder) Lower(ctx *ggml.Context, in *Inputs, pi *PairInputs, upto int) (x, xHidden ggml.Tensor) {
+	e := d.embed(ctx, in)
+	full := d.fullStream(in, e)
+	if pi == nil {
+		d.blockRange(ctx, 0, upto, full)
+		return full.x, ggml.Tensor{}
+	}
+	hidden := d.hiddenStream(pi, full, ctx.GetRows(e, pi.HRows))
+	d.blockRange(ctx, 0, upto, full, hidden)
+	return full.x, hidden.x
+}
+
+// Upper is the top of a pass split at block from, given the rows Lower returned: with pi
+// what ForwardPair returns, else Forward's final hidden states (zImg and zNoImg zero).
+func (d *Decoder) Upper(ctx *ggml.Context, in *Inputs, pi *PairInputs, from int, x, xHidden, targets ggml.Tensor) (h, zImg, zNoImg ggml.Tensor) {
+	full := d.fullStream(in, x)
+	if pi == nil {
+		d.blockRange(ctx, from, len(d.W.Layers), full)
+		return d.Final(ctx, full.x, in), ggml.Tensor{}, ggml.Tensor{}
+	}
+	hidden := d.hiddenStream(pi, full, xHidden)
+	d.blockRange(ctx, from, len(d.W.Layers), full, hidden)
+	return d.pairOutputs(ctx, in, pi, full, hidden, targets)
 }
 
 // keptRows gathers the rows (dimension 2) of keys or values [hd, n_kv, T].

@@ -28,6 +28,11 @@ type Layer struct {
 	GateB    ggml.Tensor `gguf:"ffn_gate.bias"`
 	UpB      ggml.Tensor `gguf:"ffn_up.bias"`
 	DownB    ggml.Tensor `gguf:"ffn_down.bias"`
+	// gemma3's extra norms.
+	PostAttnNorm ggml.Tensor `gguf:"post_attention_norm.weight"`
+	QNorm        ggml.Tensor `gguf:"attn_q_norm.weight"`
+	KNorm        ggml.Tensor `gguf:"attn_k_norm.weight"`
+	PostFFNNorm  ggml.Tensor `gguf:"post_ffw_norm.weight"`
 }
 
 // Weights are the decoder's frozen tensors, tagged with their GGUF names.

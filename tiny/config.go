@@ -69,6 +69,17 @@ type Options struct {
 	// output) as this type: gguf.F32 (the default), F16, BF16, Q8_0 or Q4_0. Norms
 	// and biases stay F32, as in real GGUFs. The vision tower is always F32.
 	WeightType gguf.DType
+	// Projector is the mmproj's projector: "" picks the architecture's own (mlp;
+	// qwen2vl_merger for qwen2vl), ProjQwen25VL writes Qwen2.5-VL's for qwen2vl.
+	Projector string
+	// HeadDim, when set, is the width of one attention head (attention.key_length and
+	// value_length), other than n_embd/n_head, as in Pixtral-12B and Mistral-Small 3.1
+	// (head width 128 with n_embd 5120 and 32 heads); llama architecture only.
+	HeadDim int
+	// Family is the real format the files imitate beyond the text architecture (tokens,
+	// chat template, projector): "" (calft's tiny LLaVA-style default), FamilyLLaVA15,
+	// FamilySmolVLM or FamilyInternVL (which needs Arch qwen2).
+	Family string
 }
 
 // TextShape are the sizes of a text model.
@@ -78,9 +89,44 @@ type TextShape struct {
 
 // Architectures Options.Arch accepts.
 const (
-	ArchLlama = "llama"
-	ArchQwen2 = "qwen2"
+	ArchLlama   = "llama"
+	ArchQwen2   = "qwen2"
+	ArchQwen2VL = "qwen2vl" // Qwen2-VL's text model (M-RoPE), with a qwen2vl_merger projector
 )
+
+// Projectors Options.Projector accepts.
+const (
+	ProjMLP      = "mlp"              // LLaVA-1.5 (llama, qwen2)
+	ProjQwen2VL  = "qwen2vl_merger"   // Qwen2-VL (qwen2vl)
+	ProjQwen25VL = "qwen2.5vl_merger" // Qwen2.5-VL (qwen2vl)
+)
+
+// Sizes of the Qwen2-VL-style vision towers: patches of 4 pixels merged 2×2, so a
+// 32×32 image is 4×4 merged rows (mtmd wants 8 to 4096 of them).
+const (
+	QwenPatchSize = 4
+	QwenMerge     = 2
+	QwenWindowPat = 2 // Qwen2.5-VL: every second layer attends to the whole image
+)
+
+// projector is the vision projector to write, validated against the architecture.
+func (o Options) projector(archName string) (string, error) {
+	p := o.Projector
+	if p == "" {
+		p = ProjMLP
+		if archName == ArchQwen2VL {
+			p = ProjQwen2VL
+		}
+	}
+	qwen := p == ProjQwen2VL || p == ProjQwen25VL
+	switch {
+	case p != ProjMLP && !qwen:
+		return "", fmt.Errorf("projector %q is not one tiny writes (%s, %s, %s)", p, ProjMLP, ProjQwen2VL, ProjQwen25VL)
+	case qwen != (archName == ArchQwen2VL):
+		return "", fmt.Errorf("projector %q does not go with the %s text model (qwen2vl takes %s or %s)", p, archName, ProjQwen2VL, ProjQwen25VL)
+	}
+	return p, nil
+}
 
 // arch is the architecture to write, validated.
 func (o Options) arch() (string, error) {
@@ -92,13 +138,21 @@ func (o Options) arch() (string, error) {
 	switch o.Arch {
 	case "", ArchLlama:
 		return ArchLlama, nil
-	case ArchQwen2:
-		if o.RopeFreqs {
-			return "", fmt.Errorf("rope_freqs.weight is a llama tensor; qwen2 has none")
+	case ArchQwen2, ArchQwen2VL:
+		if o.HeadDim != 0 {
+			return "", fmt.Errorf("%s's queries must be n_embd wide: no other head width", o.Arch)
 		}
-		return ArchQwen2, nil
+		if o.RopeFreqs {
+			return "", fmt.Errorf("rope_freqs.weight is a llama tensor; %s has none", o.Arch)
+		}
+		return o.Arch, nil
+	case ArchGemma3:
+		if o.RopeFreqs || o.Biases || o.RopeScaling != "" {
+			return "", fmt.Errorf("gemma3 has no rope_freqs.weight, no biases and its own RoPE scaling")
+		}
+		return ArchGemma3, nil
 	}
-	return "", fmt.Errorf("architecture %q is not one tiny generates (%s, %s)", o.Arch, ArchLlama, ArchQwen2)
+	return "", fmt.Errorf("architecture %q is not one tiny generates (%s, %s, %s, %s)", o.Arch, ArchLlama, ArchQwen2, ArchQwen2VL, ArchGemma3)
 }
 
 // fileTypes maps the weight types tiny writes to llama.cpp's general.file_type

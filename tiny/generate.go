@@ -14,6 +14,9 @@ func Generate(dir string, seed int64) error {
 
 // GenerateWith is Generate with options.
 func GenerateWith(dir string, o Options) error {
+	if err := o.checkFamily(); err != nil {
+		return err
+	}
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return err
 	}

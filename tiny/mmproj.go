@@ -20,10 +20,28 @@ var (
 // transformer blocks, then mm.0 (width -> hidden), GELU, mm.2 (hidden ->
 // the text model's n_embd).
 func writeMmproj(path string, o Options) error {
+	switch o.Family {
+	case FamilySmolVLM:
+		return writeIdefics3(path, o)
+	case FamilyInternVL:
+		return writeInternVL(path, o)
+	case FamilyPixtral:
+		return writePixtral(path, o)
+	}
+	if o.Arch == ArchGemma3 {
+		return writeGemma3Mmproj(path, o)
+	}
 	rng := newRNG(o.Seed, streamVision)
 	hp, err := o.HParams()
 	if err != nil {
 		return err
+	}
+	proj, err := o.projector(hp.Arch)
+	if err != nil {
+		return err
+	}
+	if proj != ProjMLP {
+		return writeQwenMmproj(path, proj, hp.NEmbd, rng)
 	}
 	hidden := uint64(hp.NEmbd) // the projector's hidden width and its output: the text model's
 	w := gguf.NewWriter()

@@ -41,7 +41,7 @@ func writeTextModel(path string, o Options) error {
 	if err != nil {
 		return err
 	}
-	vocab := BuildVocab()
+	vocab := o.vocab()
 	hp, err := o.HParams()
 	if err != nil {
 		return err
@@ -98,9 +98,26 @@ func (o Options) HParams() (arch.HParams, error) {
 		}
 	}
 	hd := sh.NEmbd / sh.NHead
-	return arch.HParams{Arch: archName, NEmbd: sh.NEmbd, NLayer: sh.NLayer, NHead: sh.NHead, NHeadKV: sh.NHeadKV, HeadDim: hd,
-		NFF: sh.NFF, NVocab: len(BuildVocab().Tokens), NCtxTrain: ctx, RMSEps: RMSEps, Tied: o.TiedOutput,
-		Rope: arch.NoScaling(a.Rope, hd, RopeBase, ctx)}, nil
+	if o.HeadDim != 0 {
+		if o.HeadDim < 2 || o.HeadDim%2 != 0 {
+			return arch.HParams{}, fmt.Errorf("head width %d: it must be even (RoPE rotates pairs)", o.HeadDim)
+		}
+		hd = o.HeadDim
+	}
+	hp := arch.HParams{Arch: archName, NEmbd: sh.NEmbd, NLayer: sh.NLayer, NHead: sh.NHead, NHeadKV: sh.NHeadKV, HeadDim: hd,
+		NFF: sh.NFF, NVocab: len(o.vocab().Tokens), NCtxTrain: ctx, RMSEps: RMSEps, Tied: o.TiedOutput,
+		Rope: arch.NoScaling(a.Rope, hd, RopeBase, ctx)}
+	if hp.MRoPE() {
+		// Qwen2-VL's proportions ([16, 24, 24, 0] of 64 pairs): a quarter of the
+		// pairs for time, the rest split between height and width.
+		n := hd / 2
+		t := n / 4
+		hp.Rope.Sections = [4]int{t, (n - t) / 2, n - t - (n-t)/2, 0}
+	}
+	if archName == ArchGemma3 {
+		return gemma3HParams(hp, o)
+	}
+	return hp, nil
 }
 
 // has reports whether the file holds an optional tensor of the description.
@@ -114,7 +131,7 @@ func (o Options) has(s arch.Spec) bool {
 	case s.Fill == arch.FillRopeFactors:
 		return o.RopeFreqs
 	case strings.HasPrefix(s.Tensor.Name, "attn_q.") || strings.HasPrefix(s.Tensor.Name, "attn_k.") || strings.HasPrefix(s.Tensor.Name, "attn_v."):
-		return o.Arch == ArchQwen2 || o.Biases // q/k/v biases: always in qwen2
+		return o.Arch == ArchQwen2 || o.Biases // q/k/v biases: always in qwen2 (required in qwen2vl)
 	}
 	return o.Biases
 }
@@ -177,8 +194,16 @@ func setTextMetadata(w *gguf.Writer, v Vocab, hp *arch.HParams, ftype uint32, o 
 	w.Set(arch+".attention.head_count", gguf.Uint32Value(uint32(hp.NHead)))
 	w.Set(arch+".attention.head_count_kv", gguf.Uint32Value(uint32(hp.NHeadKV)))
 	w.Set(arch+".attention.layer_norm_rms_epsilon", gguf.Float32Value(RMSEps))
+	if hp.HeadDim != hp.NEmbd/hp.NHead {
+		w.Set(arch+".attention.key_length", gguf.Uint32Value(uint32(hp.HeadDim)))
+		w.Set(arch+".attention.value_length", gguf.Uint32Value(uint32(hp.HeadDim)))
+	}
 	w.Set(arch+".rope.dimension_count", gguf.Uint32Value(uint32(hp.Rope.Dims)))
 	w.Set(arch+".rope.freq_base", gguf.Float32Value(RopeBase))
+	if hp.MRoPE() {
+		s := hp.Rope.Sections
+		w.Set(arch+".rope.dimension_sections", gguf.ArrayValue([]int32{int32(s[0]), int32(s[1]), int32(s[2]), int32(s[3])}))
+	}
 	if o.RopeScaling != "" {
 		w.Set(arch+".rope.scaling.type", gguf.StringValue(o.RopeScaling))
 		w.Set(arch+".rope.scaling.factor", gguf.Float32Value(ropeScalingFactor))
@@ -194,4 +219,8 @@ func setTextMetadata(w *gguf.Writer, v Vocab, hp *arch.HParams, ftype uint32, o 
 	w.Set("tokenizer.ggml.add_bos_token", gguf.BoolValue(true))
 	w.Set("tokenizer.ggml.add_eos_token", gguf.BoolValue(false))
 	w.Set("tokenizer.chat_template", gguf.StringValue(ChatTemplate))
+	o.setFamilyTokens(w)
+	if arch == ArchGemma3 {
+		setGemma3Metadata(w, v, hp)
+	}
 }

@@ -9,8 +9,10 @@ import (
 	"testing"
 
 	"github.com/calft/calft/bindings/llama"
+	"github.com/calft/calft/bindings/mtmd"
 	"github.com/calft/calft/gguf"
 	"github.com/calft/calft/gguf/check"
+	"github.com/calft/calft/imageio"
 )
 
 // llamaLogits loads base.gguf of dir with libllama and returns the logits of every row
@@ -63,7 +65,7 @@ func maxAbsDiff(a, b []float32) (d, m float64) {
 // Every architecture × weight type passes calft's checks, has the promised tensor
 // types, and loads and decodes in libllama with logits close to the F32 model's.
 func TestVariantsLoadInLibllama(t *testing.T) {
-	for _, arch := range []string{ArchLlama, ArchQwen2} {
+	for _, arch := range []string{ArchLlama, ArchQwen2, ArchQwen2VL} {
 		var ref []float32
 		for _, wt := range []gguf.DType{gguf.F32, gguf.F16, gguf.BF16, gguf.Q8_0, gguf.Q4_0} {
 			t.Run(fmt.Sprintf("%s-%s", arch, wt), func(t *testing.T) {
@@ -102,7 +104,7 @@ func TestVariantsLoadInLibllama(t *testing.T) {
 						}
 					}
 				}
-				if want := map[string]int{ArchLlama: 0, ArchQwen2: 3 * NLayer}[arch]; biases != want {
+				if want := map[string]int{ArchLlama: 0, ArchQwen2: 3 * NLayer, ArchQwen2VL: 3 * NLayer}[arch]; biases != want {
 					t.Errorf("%d bias tensors, want %d", biases, want)
 				}
 				logits := llamaLogits(t, dir)
@@ -166,9 +168,54 @@ func TestQwen2SharesLlamaWeights(t *testing.T) {
 }
 
 func TestInvalidOptions(t *testing.T) {
-	for _, o := range []Options{{Arch: "gemma"}, {WeightType: gguf.Q4_K}} {
+	for _, o := range []Options{{Arch: "gemma"}, {WeightType: gguf.Q4_K}, {Arch: ArchQwen2, Projector: ProjQwen2VL},
+		{Arch: ArchQwen2VL, Projector: ProjMLP}, {Arch: ArchQwen2VL, Projector: "qwen3vl_merger"}} {
 		if err := GenerateWith(t.TempDir(), o); err == nil {
 			t.Errorf("%+v: no error", o)
 		}
+	}
+}
+
+// TestQwenProjectors checks the Qwen2-VL and Qwen2.5-VL towers: they pass calft's
+// mmproj checks, and mtmd loads them and turns a 32×32 image into 16 finite rows of
+// the text model's width on a 4×4 M-RoPE grid, advancing 4 positions.
+func TestQwenProjectors(t *testing.T) {
+	for _, proj := range []string{ProjQwen2VL, ProjQwen25VL} {
+		t.Run(proj, func(t *testing.T) {
+			dir := generate(t, Options{Seed: 4, Arch: ArchQwen2VL, Projector: proj})
+			mm, err := check.Mmproj(filepath.Join(dir, MmprojFile))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if mm.ProjectorType != proj || mm.OutputWidth != NEmbd || mm.PatchSize != QwenPatchSize {
+				t.Errorf("mmproj %+v", mm)
+			}
+			lm, err := llama.LoadModel(filepath.Join(dir, BaseFile), llama.ModelParams{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer lm.Close()
+			mc, err := mtmd.Init(filepath.Join(dir, MmprojFile), lm, mtmd.Params{NThreads: 2})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer mc.Close()
+			img, err := imageio.Load(filepath.Join(dir, ImageDir, "000.png"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			e, err := mc.Encode(img.Pix, img.W, img.H)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !e.MRoPE || e.NRows != 16 || e.NX != 4 || e.NY != 4 || e.NPos != 4 || e.NEmbd != NEmbd {
+				t.Errorf("image rows: %d of width %d, grid %dx%d, %d positions, M-RoPE %v", e.NRows, e.NEmbd, e.NX, e.NY, e.NPos, e.MRoPE)
+			}
+			for i, v := range e.Data {
+				if math.IsNaN(float64(v)) || math.IsInf(float64(v), 0) {
+					t.Fatalf("row value %d is %v", i, v)
+				}
+			}
+		})
 	}
 }

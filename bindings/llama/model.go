@@ -3,6 +3,11 @@ package llama
 /*
 #include <stdlib.h>
 #include "llama.h"
+
+// calft_cpu_only is an empty device list: llama.cpp then uses no device but the CPU,
+// even where calft has loaded a GPU backend library into ggml's registry.
+static ggml_backend_dev_t calft_cpu_only[1] = { NULL };
+static void calft_use_cpu_only(struct llama_model_params * p) { p->devices = calft_cpu_only; }
 */
 import "C"
 
@@ -17,10 +22,16 @@ import (
 type ModelParams struct {
 	// VocabOnly loads the vocabulary and metadata but no weights (fast; enough to tokenize).
 	VocabOnly bool
-	// NGPULayers is the number of layers to offload to a GPU backend, when one is built in.
+	// NGPULayers is the number of layers to offload to a GPU backend, when one is
+	// registered (compiled in, or loaded by ggml.OpenLibrary); 0 keeps llama.cpp on the
+	// CPU alone.
 	NGPULayers int
 	// UseMmap maps the file instead of reading it into memory.
 	UseMmap bool
+	// MetadataOnly loads the vocabulary and the hyper-parameters (what mtmd needs of a
+	// text model) and allocates no weights: unlike VocabOnly, the model reports its sizes;
+	// it cannot decode.
+	MetadataOnly bool
 }
 
 // Model is a loaded text model and its vocabulary. Close frees it, together with the
@@ -50,7 +61,14 @@ func LoadModel(path string, p ModelParams) (*Model, error) {
 	mp := C.llama_model_default_params()
 	mp.vocab_only = C.bool(p.VocabOnly)
 	mp.n_gpu_layers = C.int32_t(p.NGPULayers)
-	mp.use_mmap = C.bool(p.UseMmap)
+	if p.NGPULayers == 0 {
+		// Without layers to offload, no device at all: otherwise llama.cpp would still
+		// place buffers and large-batch products on a GPU that calft's own loading of a
+		// backend library made visible.
+		C.calft_use_cpu_only(&mp)
+	}
+	mp.use_mmap = C.bool(p.UseMmap && !p.MetadataOnly)
+	mp.no_alloc = C.bool(p.MetadataOnly)
 	cpath := C.CString(path)
 	defer C.free(unsafe.Pointer(cpath))
 	clearErrors()
@@ -59,7 +77,7 @@ func LoadModel(path string, p ModelParams) (*Model, error) {
 		return nil, withCause(fmt.Sprintf("model %s: llama.cpp could not load it", path))
 	}
 	m := &Model{c: cm, vocab: C.llama_model_get_vocab(cm), path: path,
-		deps: map[io.Closer]struct{}{}, adapters: map[*Adapter]struct{}{}, vocabOnly: p.VocabOnly}
+		deps: map[io.Closer]struct{}{}, adapters: map[*Adapter]struct{}{}, vocabOnly: p.VocabOnly || p.MetadataOnly}
 	m.nVocab = int(C.llama_vocab_n_tokens(m.vocab))
 	return m, nil
 }

@@ -9,6 +9,8 @@ import "C"
 import (
 	"errors"
 	"fmt"
+	"math"
+	"strconv"
 	"strings"
 	"unsafe"
 )
@@ -50,6 +52,7 @@ type Chunk struct {
 	NPos    int     // positions it advances n_past by (differs from NTokens under M-RoPE)
 	NX, NY  int     // grid of image rows (image chunks; used for M-RoPE positions)
 	MRoPE   bool    // image rows take 4 positions each
+	Image   int     // index of the image (or audio) the chunk belongs to; -1 for text
 
 	c *C.mtmd_input_chunk // owned by the Prompt
 }
@@ -113,7 +116,12 @@ func (c *Context) TokenizePrompt(text string, images []Image, addSpecial, parseS
 		if im.W <= 0 || im.H <= 0 || len(im.RGB) != 3*im.W*im.H {
 			return nil, fmt.Errorf("image %d: %d bytes for %dx%d RGB (want %d)", i, len(im.RGB), im.W, im.H, 3*im.W*im.H)
 		}
-		bitmaps = append(bitmaps, C.mtmd_bitmap_init(C.uint32_t(im.W), C.uint32_t(im.H), (*C.uchar)(unsafe.Pointer(&im.RGB[0]))))
+		b := C.mtmd_bitmap_init(C.uint32_t(im.W), C.uint32_t(im.H), (*C.uchar)(unsafe.Pointer(&im.RGB[0])))
+		// The id travels to every chunk of the image (its tiles or slices too).
+		id := C.CString(strconv.Itoa(i))
+		C.mtmd_bitmap_set_id(b, id)
+		C.free(unsafe.Pointer(id))
+		bitmaps = append(bitmaps, b)
 	}
 	// The bitmap pointer array is read by C, so it lives in C memory.
 	var arr **C.mtmd_bitmap
@@ -147,7 +155,15 @@ func (c *Context) TokenizePrompt(text string, images []Image, addSpecial, parseS
 			Kind:    ChunkKind(C.mtmd_input_chunk_get_type(cc)),
 			NTokens: int(C.mtmd_input_chunk_get_n_tokens(cc)),
 			NPos:    int(C.mtmd_input_chunk_get_n_pos(cc)),
+			Image:   -1,
 			c:       cc,
+		}
+		if ch.Kind != ChunkText {
+			if id := C.mtmd_input_chunk_get_id(cc); id != nil {
+				if k, err := strconv.Atoi(C.GoString(id)); err == nil {
+					ch.Image = k
+				}
+			}
 		}
 		switch ch.Kind {
 		case ChunkText:
@@ -227,9 +243,12 @@ func (p *Prompt) Encode(i int) (*Embedding, error) {
 	if out == nil {
 		return nil, errors.New("encode: projector returned no embeddings")
 	}
-	n := ch.NTokens * c.nEmbd
+	data := append([]float32(nil), unsafe.Slice((*float32)(unsafe.Pointer(out)), ch.NTokens*c.nEmbd)...)
+	if c.imgBreak != nil && !allFinite(data) {
+		repairBreakRows(data, c.imgBreak) // see imgbreak.go; callers still check finiteness
+	}
 	return &Embedding{
-		Data:      append([]float32(nil), unsafe.Slice((*float32)(unsafe.Pointer(out)), n)...),
+		Data:      data,
 		NRows:     ch.NTokens,
 		NEmbd:     c.nEmbd,
 		NPos:      ch.NPos,
@@ -279,4 +298,14 @@ func (c *Context) TokensPerImage(w, h int) (int, error) {
 		}
 	}
 	return n, nil
+}
+
+// allFinite reports whether no value is NaN or infinite.
+func allFinite(v []float32) bool {
+	for _, x := range v {
+		if math.IsNaN(float64(x)) || math.IsInf(float64(x), 0) {
+			return false
+		}
+	}
+	return true
 }

@@ -48,6 +48,8 @@ type Context struct {
 	detach  func()
 	nEmbd   int
 	prompts map[*Prompt]struct{} // chunk lists pointing into this context
+	// imgBreak is a pixtral projector's [IMG_BREAK] row (see imgbreak.go), else nil.
+	imgBreak []float32
 }
 
 var logOnce sync.Once
@@ -87,7 +89,8 @@ func Init(mmprojPath string, model *llama.Model, p Params) (*Context, error) {
 		}
 		return nil, errors.New(msg)
 	}
-	c := &Context{c: cc, model: model, nEmbd: model.NEmbdInp(), prompts: map[*Prompt]struct{}{}}
+	c := &Context{c: cc, model: model, nEmbd: model.NEmbdInp(), prompts: map[*Prompt]struct{}{},
+		imgBreak: readImgBreak(mmprojPath)}
 	c.detach = model.Attach(c)
 	return c, nil
 }

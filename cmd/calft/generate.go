@@ -47,6 +47,8 @@ text unless the prompt holds the marker <__media__>.`,
 	f.StringVar(&o.Prompt, "prompt", "", "the question or instruction")
 	f.IntVar(&o.N, "n", 64, "most tokens to generate")
 	f.IntVar(&o.Threads, "threads", 0, "CPU threads (0: all cores)")
+	f.StringVar(&o.Backend, "backend", "cpu", "where llama.cpp decodes: cpu, or cuda, vulkan, metal or auto (every layer offloaded to the device)")
 	f.BoolVar(&raw, "raw", false, "feed the prompt as is, without the chat template")
+	f.StringVar(&o.Template, "template", "", "chat template instead of the model's: a llama.cpp name (chatml, vicuna, …), llava15 (LLaVA-1.5's own format) or template text")
 	return cmd
 }

@@ -1,6 +1,7 @@
 package check
 
 import (
+	"math"
 	"slices"
 	"strings"
 
@@ -85,6 +86,9 @@ func InspectAdapter(f *gguf.File) (*AdapterInfo, error) {
 	if a.HasAlpha = f.Has("adapter.lora.alpha"); a.HasAlpha {
 		if a.Alpha, err = f.Float32("adapter.lora.alpha"); err != nil {
 			return nil, err
+		}
+		if math.IsNaN(float64(a.Alpha)) || math.IsInf(float64(a.Alpha), 0) {
+			return nil, gguf.Errorf(f.Path, gguf.ErrCorrupt, "adapter.lora.alpha is %v; llama.cpp would scale every update by it", a.Alpha)
 		}
 	}
 	if f.Has("adapter.alora.invocation_tokens") {

@@ -163,6 +163,57 @@ func TestCheckTextModelRejects(t *testing.T) {
 	wantErr(t, err, gguf.ErrUnsupported, "expected a text model", "vision projector (mmproj)")
 }
 
+// TestCheckQwen2VL reads the tiny qwen2vl model's M-RoPE sections and refuses
+// sections llama.cpp would not read or would wrap, and a missing q/k/v bias (qwen2vl's
+// builder adds them unconditionally).
+func TestCheckQwen2VL(t *testing.T) {
+	dir := t.TempDir()
+	if err := tiny.GenerateWith(dir, tiny.Options{Seed: 7, Arch: tiny.ArchQwen2VL}); err != nil {
+		t.Fatal(err)
+	}
+	base := filepath.Join(dir, tiny.BaseFile)
+	m, err := check.TextModel(base)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if m.Arch != "qwen2vl" || !m.MRoPE() || m.Rope.Sections != [4]int{2, 3, 3, 0} {
+		t.Errorf("read %s, rope %+v", m.Arch, m.Rope)
+	}
+	const key = "qwen2vl.rope.dimension_sections"
+	set := func(v gguf.Value) func(*gguf.Writer) { return func(w *gguf.Writer) { w.Set(key, v) } }
+	for _, c := range []struct {
+		name     string
+		mutate   func(*gguf.Writer)
+		keep     func(string) bool
+		kind     error
+		fragment []string
+	}{
+		{"missing", func(w *gguf.Writer) { w.Delete(key) }, nil, gguf.ErrKeyMissing, []string{key}},
+		{"three", set(gguf.ArrayValue([]int32{2, 3, 3})), nil, gguf.ErrCorrupt, []string{key, "3 entries"}},
+		{"sum", set(gguf.ArrayValue([]int32{2, 3, 2, 0})), nil, gguf.ErrCorrupt, []string{key, "sums to 7", "8 pairs"}},
+		{"floats", set(gguf.ArrayValue([]float32{2, 3, 3, 0})), nil, gguf.ErrKeyType, []string{key}},
+		{"negative", set(gguf.ArrayValue([]int32{-1, 3, 6, 0})), nil, gguf.ErrCorrupt, []string{key, "out of range"}},
+		{"no k bias", nil, func(n string) bool { return n != "blk.1.attn_k.bias" }, gguf.ErrTensorMissing, []string{"blk.1.attn_k.bias"}},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			_, err := check.TextModel(rewrite(t, base, c.mutate, c.keep))
+			wantErr(t, err, c.kind, c.fragment...)
+		})
+	}
+	// A Qwen2-VL projector with a text model without M-RoPE is refused; the other way
+	// round libllama gives the rows (p, p, p, 0), as calft does.
+	llamaBase, llavaMmproj := tinyModel(t)
+	_, _, err = check.ModelAndMmproj(llamaBase, filepath.Join(dir, tiny.MmprojFile))
+	wantErr(t, err, gguf.ErrMismatch, "qwen2vl_merger", "M-RoPE", "llama")
+	if _, _, err := check.ModelAndMmproj(base, llavaMmproj); err != nil {
+		t.Errorf("qwen2vl with an mlp projector: %v", err)
+	}
+	// UINT32 sections are read too, as llama.cpp reads them.
+	if _, err := check.TextModel(rewrite(t, base, set(gguf.ArrayValue([]uint32{2, 3, 3, 0})), nil)); err != nil {
+		t.Errorf("UINT32 sections: %v", err)
+	}
+}
+
 // renameByteToken makes <0x00> a different piece, so byte 0 has no token.
 func renameByteToken(tokens []string) []string {
 	out := append([]string(nil), tokens...)
@@ -344,7 +395,7 @@ func TestDescribe(t *testing.T) {
 	lora := writeAdapter(t, model, "llama", 8, []string{"blk.0.attn_q.weight", "blk.1.attn_q.weight", "output.weight"}, "")
 	for path, fragments := range map[string][]string{
 		base:   {"kind:", "text model", "architecture:", "llama", "layers:", "2", "4 query, 2 key/value", "566 tokens", "256 byte", `bos 1 "<s>"`, `eos 4 "<|im_end|>"`, "chat template:", "F32 ×21"},
-		mmproj: {"mmproj", "projector:", "mlp", "32×32 pixels", "projection width:", "64", "tokens per image:", "16"},
+		mmproj: {"mmproj", "projector:", "mlp", "family:", "LLaVA-1.5", "32×32 pixels", "projection width:", "64", "tokens per image:", "16"},
 		lora:   {"adapter", "alpha:", "16", "rank:", "8", "blk.*.attn_q.weight ×2, output.weight"},
 	} {
 		d, err := check.Describe(path)

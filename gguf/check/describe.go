@@ -89,6 +89,9 @@ func describeTextModel(f *gguf.File, d *Description) {
 	d.add("context", "%d (training)", m.NCtxTrain)
 	d.add("rms norm eps", "%g", m.RMSEps)
 	d.add("rope", "%s, %d dims, base %g, scaling %s (freq scale %g)", m.Rope.Type, m.Rope.Dims, m.Rope.Base, m.Rope.Scaling, m.Rope.FreqScale)
+	if m.MRoPE() {
+		d.add("rope sections", "%v (time, height, width, unused pairs)", m.Rope.Sections)
+	}
 	if m.Tied {
 		d.add("output layer", "tied to token_embd")
 	} else {
@@ -132,11 +135,38 @@ func describeMmproj(f *gguf.File, d *Description) {
 		return
 	}
 	d.add("projector", "%s", m.ProjectorType)
+	if fam, ok := projectorFamilies[m.ProjectorType]; ok {
+		d.add("family", "%s", fam)
+	}
 	d.add("parameters", "%s", humanCount(m.NParams))
 	d.add("image", "%d×%d pixels, %d×%d patches", m.ImageSize, m.ImageSize, m.PatchSize, m.PatchSize)
 	d.add("vision tower", "width %d, %d layers, %d heads, feed-forward %d", m.NEmbd, m.NLayer, m.NHead, m.NFF)
 	d.add("projection width", "%s", unknownIfZero(m.OutputWidth))
-	d.add("tokens per image", "%s", unknownIfZero(m.TokensPerImage))
+	tokens := unknownIfZero(m.TokensPerImage)
+	if m.TokensPerImage == 0 && mropeProjectors[m.ProjectorType] {
+		tokens = "(W/2p)·(H/2p) for a W×H image (2×2 patches merged), on an M-RoPE grid"
+	}
+	d.add("tokens per image", "%s", tokens)
+}
+
+// projectorFamilies names the model families that ship each projector type, for calft
+// info (what people know the files by).
+var projectorFamilies = map[string]string{
+	"mlp":              "LLaVA-1.5, BakLLaVA, ShareGPT4V (LLaVA-NeXT adds tiles)",
+	"ldp":              "MobileVLM",
+	"ldpv2":            "MobileVLM V2",
+	"idefics3":         "SmolVLM, SmolVLM2, Idefics3 (tiles as separate image chunks)",
+	"internvl":         "InternVL 2.5 / 3",
+	"resampler":        "MiniCPM-V (slices as separate image chunks)",
+	"pixtral":          "Pixtral, Mistral-Small 3.1",
+	"qwen2vl_merger":   "Qwen2-VL",
+	"qwen2.5vl_merger": "Qwen2.5-VL",
+	"qwen3vl_merger":   "Qwen3-VL (deepstack)",
+	"gemma3":           "Gemma 3 (image rows attend to each other)",
+	"llama4":           "Llama 4",
+	"glm4v":            "GLM-4V",
+	"kimivl":           "Kimi-VL",
+	"lfm2":             "LFM2-VL",
 }
 
 func unknownIfZero(n int) string {

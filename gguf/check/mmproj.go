@@ -22,6 +22,7 @@ type MmprojInfo struct {
 	ImageMean     [3]float32
 	ImageStd      [3]float32
 	ScaleFactor   int // clip.vision.projector.scale_factor, 0 if absent
+	Deepstack     int // Qwen3-VL's deepstack layers (v.deepstack.N.fc1.weight), 0 for others
 
 	// OutputWidth is the width of each image row handed to the text model,
 	// read from the last projector tensor; 0 if unknown for this projector.
@@ -228,27 +229,81 @@ func measureProjector(f *gguf.File, m *MmprojInfo) error {
 			return err
 		}
 		m.TokensPerImage = patches
-	case "idefics3":
-		// mtmd divides by the scale factor squared; without it, it divides by zero.
-		if m.ScaleFactor < 1 || side%m.ScaleFactor != 0 {
-			return gguf.Errorf(f.Path, gguf.ErrCorrupt, "idefics3 projector needs clip.vision.projector.scale_factor dividing %d patches per side, got %d; %s", side, m.ScaleFactor, adviceReconvert)
+		return nil
+	case "idefics3", "internvl":
+		// Both shuffle s×s patches into one row: mtmd asserts s > 0 (internvl) or s > 1
+		// (idefics3) and divides by it, and a side s does not divide aborts on the row count.
+		least := map[string]int{"idefics3": 2, "internvl": 1}[m.ProjectorType]
+		if m.ScaleFactor < least || side%m.ScaleFactor != 0 {
+			return gguf.Errorf(f.Path, gguf.ErrCorrupt, "%s projector needs clip.vision.projector.scale_factor of at least %d dividing %d patches per side, got %d; %s", m.ProjectorType, least, side, m.ScaleFactor, adviceReconvert)
 		}
 		m.TokensPerImage = patches / (m.ScaleFactor * m.ScaleFactor)
-		m.OutputWidth = tensorDim(f, "mm.model.fc.weight", 1)
 	case "gemma3":
 		merge := 4 // mtmd's default for gemma3
 		if m.ScaleFactor > 0 {
 			merge = m.ScaleFactor
 		}
 		m.TokensPerImage = patches / (merge * merge)
-		m.OutputWidth = tensorDim(f, "mm.input_projection.weight", 0)
-	case "lfm2", "kimivl", "pixtral", "lightonocr":
-		m.OutputWidth = tensorDim(f, "mm.2.weight", 1)
-	case "qwen2vl_merger", "qwen2.5vl_merger":
-		m.OutputWidth = tensorDim(f, "mm.2.bias", 0)
-	case "ldpv2":
-		m.OutputWidth = tensorDim(f, "mm.model.peg.0.bias", 0)
 	}
+	return measureWidth(f, m)
+}
+
+// widthSources name, per projector type, the tensor and dimension mtmd reads the width
+// of the image rows from (clip_n_mmproj_embd in clip.cpp). mtmd requires that tensor
+// when it loads the projector.
+var widthSources = map[string]struct {
+	tensor string
+	dim    int
+}{
+	"ldp":              {"mm.model.mb_block.1.block.2.1.bias", 0},
+	"ldpv2":            {"mm.model.peg.0.bias", 0},
+	"resampler":        {"resampler.proj.weight", 0},               // MiniCPM-V
+	"adapter":          {"adapter.linear.dense_4h_to_h.weight", 1}, // GLM-Edge
+	"qwen2vl_merger":   {"mm.2.bias", 0},
+	"qwen2.5vl_merger": {"mm.2.bias", 0},
+	"qwen3vl_merger":   {"mm.2.bias", 0}, // times 1 + the deepstack layers
+	"janus_pro":        {"mm.1.bias", 0},
+	"gemma3":           {"mm.input_projection.weight", 0},
+	"idefics3":         {"mm.model.fc.weight", 1}, // SmolVLM
+	"pixtral":          {"mm.2.weight", 1},
+	"lightonocr":       {"mm.2.weight", 1},
+	"lfm2":             {"mm.2.weight", 1},
+	"kimivl":           {"mm.2.weight", 1},
+	"internvl":         {"mm.model.mlp.3.weight", 1},
+	"llama4":           {"mm.model.fc.weight", 1},
+	"cogvlm":           {"mm.down.weight", 1},
+	"glm4v":            {"mm.down.weight", 1},
+}
+
+// measureWidth sets OutputWidth from the projector's width tensor, as mtmd does; a
+// projector type without a vision width (audio ones) keeps 0.
+func measureWidth(f *gguf.File, m *MmprojInfo) error {
+	src, ok := widthSources[m.ProjectorType]
+	if !ok {
+		return nil
+	}
+	t, ok := f.Tensor(src.tensor)
+	if !ok {
+		return gguf.Errorf(f.Path, gguf.ErrTensorMissing, "tensor %q is missing: the %s projector needs it (its image rows are as wide as its dimension %d); %s", src.tensor, m.ProjectorType, src.dim, adviceReconvert)
+	}
+	width := int(t.Dim(src.dim))
+	if m.ProjectorType == "qwen3vl_merger" {
+		// Deepstack layers append their features to each row (n_embd·(1+K) in all).
+		for il := 0; il < m.NLayer; il++ {
+			if _, ok := f.Tensor(fmt.Sprintf("v.deepstack.%d.fc1.weight", il)); ok {
+				m.Deepstack++
+			}
+		}
+		width *= 1 + m.Deepstack
+	}
+	if width < 1 {
+		return gguf.Errorf(f.Path, gguf.ErrTensorShape, "tensor %q has shape %v: no output width; %s", src.tensor, t.Shape, adviceReconvert)
+	}
+	if m.ProjectorType == "resampler" && width%128 != 0 {
+		// MiniCPM-V's resampler splits the width into heads of 128 (ggml asserts).
+		return gguf.Errorf(f.Path, gguf.ErrTensorShape, "the resampler's output width %d is not a multiple of 128, its head width; %s", width, adviceReconvert)
+	}
+	m.OutputWidth = width
 	return nil
 }
 
@@ -383,25 +438,31 @@ func checkLlavaProjection(f *gguf.File, m *MmprojInfo) error {
 // text model's embedding width.
 func MmprojForModel(mm *MmprojInfo, model *TextModelInfo) error {
 	if mm.OutputWidth == 0 {
-		return gguf.Errorf(mm.Path, gguf.ErrUnsupported, "cannot tell the output width of projector type %q, so it cannot be checked against %s; calft supports \"mlp\" and \"idefics3\" projectors", mm.ProjectorType, model.Path)
+		return gguf.Errorf(mm.Path, gguf.ErrUnsupported, "projector type %q has no vision output width mtmd knows (an audio projector?), so it cannot be checked against %s; pass the vision mmproj of the model", mm.ProjectorType, model.Path)
+	}
+	if mropeProjectors[mm.ProjectorType] && !model.MRoPE() {
+		return gguf.Errorf(mm.Path, gguf.ErrMismatch, "the %s projector lays image rows on a grid of M-RoPE positions, but the text model %s (%s) takes one position per row; pass the mmproj made for this model (Qwen2-VL's text architecture is qwen2vl)", mm.ProjectorType, model.Path, model.Arch)
 	}
 	if mm.OutputWidth != model.NEmbd {
-		return gguf.Errorf(mm.Path, gguf.ErrMismatch, "the projector produces image rows of width %d, but the text model %s has n_embd %d; pass the mmproj file made for this model", mm.OutputWidth, model.Path, model.NEmbd)
+		return gguf.Errorf(mm.Path, gguf.ErrMismatch, "the %s projector produces image rows of width %d, but the text model %s has n_embd %d; pass the mmproj file made for this model", mm.ProjectorType, mm.OutputWidth, model.Path, model.NEmbd)
 	}
 	return nil
 }
 
+// mropeProjectors give image rows M-RoPE positions (mtmd_decode_use_mrope).
+var mropeProjectors = map[string]bool{"qwen2vl_merger": true, "qwen2.5vl_merger": true, "qwen3vl_merger": true, "glm4v": true}
+
 // ModelAndMmproj checks a text model and, when mmprojPath is not empty, its vision
 // projector and that the two fit together: everything to verify before either file
-// reaches llama.cpp.
-func ModelAndMmproj(modelPath, mmprojPath string) (*TextModelInfo, error) {
+// reaches llama.cpp. The projector's description is nil without one.
+func ModelAndMmproj(modelPath, mmprojPath string) (*TextModelInfo, *MmprojInfo, error) {
 	model, err := TextModel(modelPath)
 	if err != nil || mmprojPath == "" {
-		return model, err
+		return model, nil, err
 	}
 	mm, err := Mmproj(mmprojPath)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
-	return model, MmprojForModel(mm, model)
+	return model, mm, MmprojForModel(mm, model)
 }

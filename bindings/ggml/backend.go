@@ -22,6 +22,57 @@ package ggml
 //         }
 //     }
 // }
+//
+// // calft_place_strays gives ggml's scheduler a backend for the tensors it would find
+// // none for (it aborts then): a leaf without memory that is not flagged as an input
+// // (the graph allocator gives such a leaf memory; the scheduler only inputs), placed on
+// // the CPU as inputs are; and the root of a view that the graph reads but that is no
+// // node or leaf of it, placed by its buffer (on dev when dev can use that buffer's
+// // type). It returns the first root without memory outside the graph (no backend can
+// // hold it), or NULL.
+// // calft_supports_split asks backend b whether it runs node the way the scheduler will
+// // give it: with the node's inputs copied into b's memory where they live elsewhere.
+// // (The CPU backend refuses any node whose inputs sit in a device's memory.)
+// static bool calft_supports_split(ggml_backend_t b, const struct ggml_tensor * node) {
+//     struct ggml_tensor n = *node, srcs[GGML_MAX_SRC];
+//     for (int j = 0; j < GGML_MAX_SRC; j++) {
+//         if (node->src[j] == NULL) continue;
+//         srcs[j] = *node->src[j];
+//         if (srcs[j].buffer != NULL && !ggml_backend_supports_buft(b, ggml_backend_buffer_get_type(srcs[j].buffer))) {
+//             srcs[j].buffer = NULL;
+//             srcs[j].view_src = NULL;
+//         }
+//         n.src[j] = &srcs[j];
+//     }
+//     return ggml_backend_supports_op(b, &n);
+// }
+//
+// static struct ggml_tensor * calft_place_strays(ggml_backend_sched_t s, struct ggml_cgraph * g,
+//         ggml_backend_t dev, ggml_backend_t cpu) {
+//     struct ggml_hash_set in = ggml_hash_set_new(2 * (g->n_nodes + g->n_leafs) + 16);
+//     struct ggml_tensor * bad = NULL;
+//     for (int i = 0; i < g->n_nodes; i++) ggml_hash_insert(&in, g->nodes[i]);
+//     for (int i = 0; i < g->n_leafs; i++) {
+//         struct ggml_tensor * l = g->leafs[i];
+//         ggml_hash_insert(&in, l);
+//         if (l->buffer == NULL && l->view_src == NULL && !(l->flags & GGML_TENSOR_FLAG_INPUT)) {
+//             ggml_backend_sched_set_tensor_backend(s, l, cpu);
+//         }
+//     }
+//     for (int i = 0; i < g->n_nodes && bad == NULL; i++) {
+//         for (int j = 0; j < GGML_MAX_SRC; j++) {
+//             struct ggml_tensor * src = g->nodes[i]->src[j];
+//             if (src == NULL || src->view_src == NULL || ggml_hash_contains(&in, src->view_src)) continue;
+//             struct ggml_tensor * root = src->view_src;
+//             if (root->buffer == NULL) { bad = root; break; }
+//             ggml_backend_t b = ggml_backend_supports_buft(dev, ggml_backend_buffer_get_type(root->buffer)) ? dev : cpu;
+//             ggml_backend_sched_set_tensor_backend(s, root, b);
+//             ggml_hash_insert(&in, root);
+//         }
+//     }
+//     ggml_hash_set_free(&in);
+//     return bad;
+// }
 import "C"
 
 import (
@@ -32,11 +83,24 @@ import (
 	"unsafe"
 )
 
-// Backend is a device that runs graphs (the CPU here; Metal or CUDA where compiled in).
+// Backend is where graphs run: the CPU alone, or a device (a GPU, or an accelerator
+// such as BLAS) with the CPU beside it for every op the device lacks. On a device,
+// weights live in the device's memory once, and graphs run through ggml's scheduler,
+// which cuts them into pieces that each run on a backend supporting all their ops,
+// copying values across where a piece reads another's.
 type Backend struct {
 	b     C.ggml_backend_t
 	isCPU bool
 	pool  *C.struct_ggml_threadpool
+	// cpu is the fallback beside a device; nil when b is the CPU.
+	cpu *Backend
+	// sched runs the graphs that no Allocator of this backend placed (their nodes
+	// already have memory, e.g. a copy into a weight buffer).
+	sched *Scheduler
+	// placed counts the nodes computed on each backend, by backend name.
+	placed map[string]int
+	// scheds are the live schedulers over this backend, freed before it is.
+	scheds map[*Scheduler]bool
 }
 
 // DeviceNames lists the registered devices, e.g. ["CPU"] or ["CUDA0", "CPU"].
@@ -53,39 +117,92 @@ func LoadBackendLibrary(path string) error {
 	cs := C.CString(path)
 	defer C.free(unsafe.Pointer(cs))
 	if C.ggml_backend_load(cs) == nil {
-		return fmt.Errorf("%s: ggml could not load this backend library; check that it was built from the same pinned sources", path)
+		return fmt.Errorf("%s: ggml could not load this backend library (a missing driver, or a library built from other sources: rebuild it with `make %s`)", path, libraryKind(path))
 	}
 	return nil
 }
 
-// NewBackend starts a backend by device name: "cpu", "auto" (the best device present:
-// a GPU when one is registered, else the CPU), or a device name from DeviceNames.
-// threads applies to the CPU (0: every core).
+// NewBackend starts a backend by name: "cpu"; "cuda", "vulkan", "metal" or "blas" (the
+// first device of that kind, loading its library when it is not compiled in; see
+// OpenLibrary); a device name from DeviceNames ("CUDA0", "Vulkan1"); or "auto" (the
+// first GPU present, after loading the GPU libraries found, else the CPU). threads applies
+// to the CPU, the fallback included (0: every core).
 func NewBackend(name string, threads int) (*Backend, error) {
 	if err := CheckThreads(threads); err != nil {
 		return nil, err
 	}
-	var b C.ggml_backend_t
-	switch strings.ToLower(name) {
-	case "", "cpu":
-		b = C.ggml_backend_cpu_init()
-	case "auto":
-		b = C.ggml_backend_init_best()
-	default:
-		cs := C.CString(name)
-		defer C.free(unsafe.Pointer(cs))
-		b = C.ggml_backend_init_by_name(cs, nil)
+	dev, err := pickDevice(strings.ToLower(name))
+	if err != nil {
+		return nil, err
 	}
+	if dev == nil {
+		return startCPU(threads)
+	}
+	b := C.ggml_backend_dev_init(dev, nil)
 	if b == nil {
-		return nil, fmt.Errorf("ggml: no backend %q (devices here: %s)", name, strings.Join(DeviceNames(), ", "))
+		return nil, fmt.Errorf("ggml: device %s (%s) did not start", C.GoString(C.ggml_backend_dev_name(dev)),
+			C.GoString(C.ggml_backend_dev_description(dev)))
 	}
-	be := &Backend{b: b}
-	dev := C.ggml_backend_get_device(b)
-	be.isCPU = dev != nil && C.ggml_backend_dev_type(dev) == C.GGML_BACKEND_DEVICE_TYPE_CPU
-	if be.isCPU {
-		be.SetThreads(threads)
+	be := &Backend{b: b, placed: map[string]int{}, scheds: map[*Scheduler]bool{}}
+	if be.cpu, err = startCPU(threads); err != nil {
+		be.Close()
+		return nil, err
 	}
 	return be, nil
+}
+
+// startCPU starts ggml's CPU backend with its own thread pool.
+func startCPU(threads int) (*Backend, error) {
+	b := C.ggml_backend_cpu_init()
+	if b == nil {
+		return nil, errors.New("ggml: the CPU backend did not start")
+	}
+	be := &Backend{b: b, isCPU: true, placed: map[string]int{}}
+	be.SetThreads(threads)
+	return be, nil
+}
+
+// pickDevice resolves a backend name to a device; nil means the CPU.
+func pickDevice(name string) (C.ggml_backend_dev_t, error) {
+	switch name {
+	case "", "cpu":
+		return nil, nil
+	case "auto":
+		OpenGPULibraries()
+		return C.ggml_backend_dev_by_type(C.GGML_BACKEND_DEVICE_TYPE_GPU), nil
+	}
+	for _, kind := range Kinds {
+		if name != kind {
+			continue
+		}
+		reg := registered(kind)
+		if reg == nil {
+			if err := OpenLibrary(kind); err != nil {
+				return nil, err
+			}
+			reg = registered(kind)
+		}
+		if reg == nil || C.ggml_backend_reg_dev_count(reg) == 0 {
+			hint := "is the driver installed?"
+			if kind == "vulkan" {
+				hint += " A Vulkan device that runs on the CPU (Mesa's lavapipe) is used only when GGML_VK_VISIBLE_DEVICES names it, e.g. GGML_VK_VISIBLE_DEVICES=0"
+			}
+			return nil, fmt.Errorf("--backend %s: the %s backend is loaded but found no device (%s; devices here: %s)",
+				name, kind, hint, strings.Join(DeviceNames(), ", "))
+		}
+		return C.ggml_backend_reg_dev_get(reg, 0), nil
+	}
+	cs := C.CString(name)
+	defer C.free(unsafe.Pointer(cs))
+	dev := C.ggml_backend_dev_by_name(cs)
+	if dev == nil {
+		return nil, fmt.Errorf("--backend %q: no such backend or device (use one of %s, or a device of: %s)",
+			name, strings.Join(Kinds, ", "), strings.Join(DeviceNames(), ", "))
+	}
+	if C.ggml_backend_dev_type(dev) == C.GGML_BACKEND_DEVICE_TYPE_CPU {
+		return nil, nil
+	}
+	return dev, nil
 }
 
 // CheckThreads refuses a CPU thread count ggml cannot use well: negative, or more than
@@ -102,10 +219,13 @@ func CheckThreads(n int) error {
 	return nil
 }
 
-// SetThreads sets the CPU thread count (0: every core); other backends ignore it. The
-// threads live in a pool kept for the backend's life: without one, ggml starts threads
-// for every graph compute, which costs most of a small graph's time.
+// SetThreads sets the CPU thread count (0: every core), on the CPU fallback beside a
+// device too. The threads live in a pool kept for the backend's life: without one, ggml
+// starts threads for every graph compute, which costs most of a small graph's time.
 func (be *Backend) SetThreads(n int) {
+	if be.cpu != nil {
+		be.cpu.SetThreads(n)
+	}
 	if !be.isCPU {
 		return
 	}
@@ -122,41 +242,112 @@ func (be *Backend) SetThreads(n int) {
 	C.ggml_backend_cpu_set_threadpool(be.b, be.pool)
 }
 
-// IsCPU reports whether graphs run on the host CPU.
+// CPUHasBF16 reports whether ggml's CPU backend was built with BF16 dot products
+// (AVX512-BF16), which run BF16 matrix products at about twice F32's rate.
+func CPUHasBF16() bool { return C.ggml_cpu_has_avx512_bf16() != 0 }
+
+// IsCPU reports whether graphs run on the host CPU alone, where calft's own CPU kernels
+// (custom ops, which no other backend runs) may replace ggml's.
 func (be *Backend) IsCPU() bool { return be.isCPU }
 
-// Name is the backend's name, e.g. "CPU".
+// Name is the backend's name, e.g. "CPU", "CUDA0".
 func (be *Backend) Name() string { return C.GoString(C.ggml_backend_name(be.b)) }
 
-// Close frees the backend.
+// Describe names the device and, beside one, its CPU fallback: "CUDA0 (NVIDIA H200) +
+// CPU fallback".
+func (be *Backend) Describe() string {
+	dev := C.ggml_backend_get_device(be.b)
+	s := be.Name()
+	if dev != nil {
+		if d := C.GoString(C.ggml_backend_dev_description(dev)); d != "" && d != s {
+			s += " (" + d + ")"
+		}
+	}
+	if be.cpu != nil {
+		s += " + CPU fallback"
+	}
+	return s
+}
+
+// Placed is how many graph nodes ran on each backend so far, by backend name (the
+// device's and the CPU fallback's; empty on the CPU alone).
+func (be *Backend) Placed() map[string]int {
+	out := map[string]int{}
+	for k, v := range be.placed {
+		out[k] = v
+	}
+	return out
+}
+
+// Close frees the backend, its fallback and its scheduler.
 func (be *Backend) Close() {
-	if be != nil && be.b != nil {
+	if be == nil {
+		return
+	}
+	// ggml's schedulers hold the backends: free any an allocator still has first.
+	for sc := range be.scheds {
+		sc.Close()
+	}
+	be.sched = nil
+	if be.b != nil {
 		C.ggml_backend_free(be.b)
 		be.b = nil
 	}
-	if be != nil && be.pool != nil {
+	if be.pool != nil {
 		C.ggml_threadpool_free(be.pool)
 		be.pool = nil
 	}
-}
-
-// Supports reports whether the backend can run the node t.
-func (be *Backend) Supports(t Tensor) bool { return bool(C.ggml_backend_supports_op(be.b, t.t)) }
-
-// Compute runs every node of g on this backend. Its tensors must already have memory.
-func (be *Backend) Compute(g *Graph) error {
-	if st := C.ggml_backend_graph_compute(be.b, g.g); st != C.GGML_STATUS_SUCCESS {
-		return fmt.Errorf("ggml: graph compute on %s failed with status %d", be.Name(), int(st))
+	if be.cpu != nil {
+		be.cpu.Close()
+		be.cpu = nil
 	}
-	return nil
 }
+
+// Supports reports whether the backend can run the node t (beside a device: the device
+// or its CPU fallback).
+func (be *Backend) Supports(t Tensor) bool {
+	return bool(C.ggml_backend_supports_op(be.b, t.t)) || (be.cpu != nil && be.cpu.Supports(t))
+}
+
+// Compute runs every node of g and waits for it. On the CPU alone g's tensors must
+// already have memory. Beside a device, g runs through the scheduler of the Allocator
+// that placed it, or else through the backend's own (its nodes then already have
+// memory); each node is checked to run on a backend that supports it first.
+func (be *Backend) Compute(g *Graph) error {
+	if be.cpu == nil {
+		if st := C.ggml_backend_graph_compute(be.b, g.g); st != C.GGML_STATUS_SUCCESS {
+			return fmt.Errorf("ggml: graph compute on %s failed with status %d", be.Name(), int(st))
+		}
+		return nil
+	}
+	sc := g.sched
+	if sc == nil {
+		var err error
+		if be.sched, err = be.schedFor(be.sched, g); err != nil {
+			return err
+		}
+		sc = be.sched
+		sc.Reset()
+		if err := sc.Alloc(g); err != nil {
+			return err
+		}
+	}
+	if err := sc.checkPlacement(g, be.placed); err != nil {
+		return err
+	}
+	return sc.Compute(g)
+}
+
+// isEmptyOp reports whether t's op computes nothing (a view, reshape, permute or leaf).
+func (t Tensor) isEmptyOp() bool { return bool(C.ggml_op_is_empty(t.t.op)) }
 
 // Buffer is backend memory holding tensors.
 type Buffer struct {
 	b C.ggml_backend_buffer_t
 }
 
-// AllocTensors places every tensor of a no-alloc context in one new buffer of the backend.
+// AllocTensors places every tensor of a no-alloc context in one new buffer of the
+// backend (the device's memory beside a device).
 func (be *Backend) AllocTensors(ctx *Context) (*Buffer, error) {
 	b := C.ggml_backend_alloc_ctx_tensors(ctx.c, be.b)
 	if b == nil {
@@ -187,20 +378,33 @@ func (buf *Buffer) Close() {
 	}
 }
 
-// Allocator gives a graph's intermediate tensors memory in one backend, reusing memory
-// between nodes whose lifetimes do not overlap. Reserve once with the largest graph,
-// then Alloc before each compute.
+// Allocator gives a graph's intermediate tensors memory, reusing memory between nodes
+// whose lifetimes do not overlap. Reserve once with the largest graph, then Alloc
+// before each compute. Beside a device it is a scheduler of its own (the device first,
+// the CPU last), so that graphs placed by different allocators keep their values.
 type Allocator struct {
-	a C.ggml_gallocr_t
+	a     C.ggml_gallocr_t
+	be    *Backend
+	sched *Scheduler
 }
 
-// NewAllocator makes a graph allocator for the backend's default buffer type.
+// NewAllocator makes a graph allocator for the backend.
 func (be *Backend) NewAllocator() *Allocator {
-	return &Allocator{a: C.ggml_gallocr_new(C.ggml_backend_get_default_buffer_type(be.b))}
+	if be.cpu != nil {
+		return &Allocator{be: be}
+	}
+	return &Allocator{a: C.ggml_gallocr_new(C.ggml_backend_get_default_buffer_type(be.b)), be: be}
 }
 
 // Reserve sizes the buffer for g without placing tensors.
 func (al *Allocator) Reserve(g *Graph) error {
+	if al.a == nil {
+		var err error
+		if al.sched, err = al.be.schedFor(al.sched, g); err != nil {
+			return err
+		}
+		return al.sched.Reserve(g)
+	}
 	if !C.ggml_gallocr_reserve(al.a, g.g) {
 		return errors.New("out of memory: cannot reserve the graph's compute buffer")
 	}
@@ -209,6 +413,18 @@ func (al *Allocator) Reserve(g *Graph) error {
 
 // Alloc places every unallocated node of g.
 func (al *Allocator) Alloc(g *Graph) error {
+	if al.a == nil {
+		var err error
+		if al.sched, err = al.be.schedFor(al.sched, g); err != nil {
+			return err
+		}
+		al.sched.Reset()
+		if err := al.sched.Alloc(g); err != nil {
+			return err
+		}
+		g.sched = al.sched
+		return nil
+	}
 	if !C.ggml_gallocr_alloc_graph(al.a, g.g) {
 		return errors.New("out of memory: cannot allocate the graph's compute buffer")
 	}
@@ -223,34 +439,85 @@ func (al *Allocator) Place(g *Graph) error {
 	return al.Alloc(g)
 }
 
-// Measure is the size of the buffer g needs, without allocating it.
+// Measure is the size of the buffer g needs, without allocating it (beside a device:
+// the device's and the CPU's together).
 func (al *Allocator) Measure(g *Graph) int {
+	if al.a == nil {
+		var err error
+		if al.sched, err = al.be.schedFor(al.sched, g); err != nil {
+			return 0
+		}
+		return al.sched.measure(g)
+	}
 	var size C.size_t
 	C.ggml_gallocr_reserve_n_size(al.a, g.g, nil, nil, &size)
 	return int(size)
 }
 
 // Size is the bytes the allocator holds.
-func (al *Allocator) Size() int { return int(C.ggml_gallocr_get_buffer_size(al.a, 0)) }
+func (al *Allocator) Size() int {
+	if al.a == nil {
+		if al.sched == nil {
+			return 0
+		}
+		return al.sched.BufferSize(al.be) + al.sched.BufferSize(al.be.cpu)
+	}
+	return int(C.ggml_gallocr_get_buffer_size(al.a, 0))
+}
 
 // Close frees the allocator and its buffer.
 func (al *Allocator) Close() {
-	if al != nil && al.a != nil {
+	if al == nil {
+		return
+	}
+	if al.a != nil {
 		C.ggml_gallocr_free(al.a)
 		al.a = nil
 	}
+	al.sched.Close()
+	al.sched = nil
 }
 
-// Scheduler splits a graph across several backends (a GPU first, the CPU last as the
-// fallback for ops the GPU lacks), allocates the intermediate tensors and runs it.
+// minSchedSize is the least graph capacity a scheduler is made for (its hash set: about
+// 30 bytes an entry), enough for the graphs of most models at once.
+const minSchedSize = 1 << 18
+
+// schedFor is sc, or a new scheduler over the device and the CPU fallback when sc is
+// nil or too small for g (ggml's scheduler holds a hash set sized for its graphs). A
+// scheduler too small is not freed here: tensors of graphs it placed still point into
+// its buffers, and a graph placed again later must find them valid (to let them go);
+// the backend frees it when it closes.
+func (be *Backend) schedFor(sc *Scheduler, g *Graph) (*Scheduler, error) {
+	need := max(2*(int(g.g.size)+int(g.g.n_leafs)+64), minSchedSize)
+	if sc != nil && sc.size >= need {
+		return sc, nil
+	}
+	sc, err := NewScheduler([]*Backend{be, be.cpu}, need)
+	if err != nil {
+		return nil, err
+	}
+	be.scheds[sc] = true
+	sc.owner = be
+	return sc, nil
+}
+
+// Scheduler splits a graph across several backends (a device first, the CPU last as
+// the fallback for ops the device lacks), allocates the intermediate tensors and runs it.
 type Scheduler struct {
-	s C.ggml_backend_sched_t
+	s        C.ggml_backend_sched_t
+	size     int
+	backends []*Backend
+	owner    *Backend // the device backend whose scheds list holds it, if any
 }
 
-// NewScheduler makes a scheduler over backends in priority order; the last must be the CPU.
+// NewScheduler makes a scheduler over backends in priority order; the last must be the
+// CPU. graphSize bounds the nodes and leaves of the graphs it runs.
 func NewScheduler(backends []*Backend, graphSize int) (*Scheduler, error) {
 	if len(backends) == 0 {
 		return nil, errors.New("ggml: a scheduler needs at least one backend")
+	}
+	if !backends[len(backends)-1].isCPU {
+		return nil, errors.New("ggml: a scheduler's last backend must be the CPU")
 	}
 	bs := (*C.ggml_backend_t)(C.malloc(C.size_t(len(backends)) * C.size_t(unsafe.Sizeof(uintptr(0)))))
 	defer C.free(unsafe.Pointer(bs))
@@ -262,21 +529,64 @@ func NewScheduler(backends []*Backend, graphSize int) (*Scheduler, error) {
 	if s == nil {
 		return nil, errors.New("ggml: cannot create the backend scheduler")
 	}
-	return &Scheduler{s: s}, nil
+	return &Scheduler{s: s, size: graphSize, backends: backends}, nil
 }
 
 // Reserve sizes the scheduler's buffers for the largest graph it will run.
 func (sc *Scheduler) Reserve(g *Graph) error {
+	if err := sc.prepare(g); err != nil {
+		return err
+	}
 	if !C.ggml_backend_sched_reserve(sc.s, g.g) {
 		return errors.New("ggml: cannot reserve memory for the graph (out of memory?)")
 	}
 	return nil
 }
 
+// measure is the compute memory g needs on all the scheduler's backends together.
+func (sc *Scheduler) measure(g *Graph) int {
+	sizes := make([]C.size_t, len(sc.backends))
+	// No prepare: ggml_backend_sched_reserve_size resets the scheduler before it splits,
+	// which would forget any placement given here.
+	C.ggml_backend_sched_reserve_size(sc.s, g.g, &sizes[0])
+	n := 0
+	for _, v := range sizes {
+		n += int(v)
+	}
+	return n
+}
+
 // Alloc assigns nodes to backends and places them in memory; call after Reset.
 func (sc *Scheduler) Alloc(g *Graph) error {
+	if err := sc.prepare(g); err != nil {
+		return err
+	}
 	if !C.ggml_backend_sched_alloc_graph(sc.s, g.g) {
 		return errors.New("ggml: cannot allocate the graph (out of memory?)")
+	}
+	return nil
+}
+
+// checkPlacement makes sure no node of the allocated graph g is left on a backend that
+// cannot run it (ggml's Vulkan backend would skip such a node without a word), and adds
+// the nodes of each backend to count.
+func (sc *Scheduler) checkPlacement(g *Graph, count map[string]int) error {
+	for i := 0; i < g.NNodes(); i++ {
+		n := g.Node(i)
+		if n.isEmptyOp() {
+			continue
+		}
+		b := C.ggml_backend_sched_get_tensor_backend(sc.s, n.t)
+		if b == nil {
+			return fmt.Errorf("ggml: node %d (%s %s) was given no backend", i, n.Op(), n.Name())
+		}
+		if !C.calft_supports_split(b, n.t) {
+			return fmt.Errorf("ggml: node %d (%s %s, %s) was placed on %s, which cannot run it, and no fallback took it",
+				i, n.Op(), n.Name(), n.Type(), C.GoString(C.ggml_backend_name(b)))
+		}
+		if count != nil {
+			count[C.GoString(C.ggml_backend_name(b))]++
+		}
 	}
 	return nil
 }
@@ -300,11 +610,44 @@ func (sc *Scheduler) BufferSize(be *Backend) int {
 	return int(C.ggml_backend_sched_get_buffer_size(sc.s, be.b))
 }
 
-// Close frees the scheduler.
+// Close frees the scheduler (a no-op once its backend has freed it).
 func (sc *Scheduler) Close() {
 	if sc != nil && sc.s != nil {
 		C.ggml_backend_sched_free(sc.s)
 		sc.s = nil
+		if sc.owner != nil {
+			delete(sc.owner.scheds, sc)
+		}
+	}
+}
+
+// prepare assigns, before a split, what ggml's scheduler would not assign well itself:
+// the quirks' nodes and the strays (see calft_place_strays).
+func (sc *Scheduler) prepare(g *Graph) error {
+	sc.pinQuirks(g)
+	dev, cpu := sc.backends[0], sc.backends[len(sc.backends)-1]
+	if bad := C.calft_place_strays(sc.s, g.g, dev.b, cpu.b); bad != nil {
+		t := Tensor{bad}
+		return fmt.Errorf("ggml: the graph reads a view of %s (%s %s), which has no memory and is not computed by the graph", t.Name(), t.Op(), t.Type())
+	}
+	return nil
+}
+
+// pinQuirks places on the CPU the nodes the device claims to support but cannot run:
+// ggml's CUDA GET_ROWS_BACK launches one block row per destination row, and more than
+// 65535 of them (the grid's y limit; a target-logit pick from a vocabulary times rows
+// has millions) fail with "invalid argument". Call after Reset, before Alloc or Reserve.
+func (sc *Scheduler) pinQuirks(g *Graph) {
+	dev := sc.backends[0]
+	cpu := sc.backends[len(sc.backends)-1]
+	if dev.isCPU || !strings.HasPrefix(dev.Name(), "CUDA") {
+		return
+	}
+	for i := 0; i < g.NNodes(); i++ {
+		n := g.Node(i)
+		if n.t.op == C.GGML_OP_GET_ROWS_BACK && n.t.ne[1] > 65535 {
+			C.ggml_backend_sched_set_tensor_backend(sc.s, n.t, cpu.b)
+		}
 	}
 }
 

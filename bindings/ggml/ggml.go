@@ -224,6 +224,18 @@ func (t Tensor) F32() []float32 {
 	return out
 }
 
+// I32 copies an I32 tensor's data out of its buffer.
+func (t Tensor) I32() []int32 {
+	if t.Type() != TypeI32 {
+		panic(fmt.Sprintf("ggml: I32() on tensor %q of type %s", t.Name(), t.Type()))
+	}
+	out := make([]int32, t.NElements())
+	if len(out) > 0 {
+		C.ggml_backend_tensor_get(t.t, unsafe.Pointer(&out[0]), 0, C.size_t(4*len(out)))
+	}
+	return out
+}
+
 // ReadF32 copies an F32 tensor's data into dst, which must have NElements entries.
 func (t Tensor) ReadF32(dst []float32) {
 	t.mustType(TypeF32, len(dst))

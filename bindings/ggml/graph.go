@@ -10,6 +10,8 @@ import "unsafe"
 type Graph struct {
 	g   *C.struct_ggml_cgraph
 	ctx *Context
+	// sched is the scheduler that placed the graph, beside a device (see Allocator).
+	sched *Scheduler
 }
 
 // NewGraph makes a graph with room for size nodes; grads enables automatic differentiation.

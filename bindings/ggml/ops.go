@@ -30,6 +30,17 @@ func (ctx *Context) Scale(a Tensor, s float32) Tensor {
 	return Tensor{C.ggml_scale(ctx.c, a.t, C.float(s))}
 }
 
+// ScaleBias is a·s + b for constants s and b (its backward scales by s).
+func (ctx *Context) ScaleBias(a Tensor, s, b float32) Tensor {
+	return Tensor{C.ggml_scale_bias(ctx.c, a.t, C.float(s), C.float(b))}
+}
+
+// GeGLUSplit is gelu(a)·b with ggml's GELU (tanh approximation; on the CPU read from an
+// F16 table), the op llama.cpp's gemma3 feed-forward runs. It has no backward pass.
+func (ctx *Context) GeGLUSplit(a, b Tensor) Tensor {
+	return Tensor{C.ggml_geglu_split(ctx.c, a.t, b.t)}
+}
+
 // Sqr squares element-wise.
 func (ctx *Context) Sqr(a Tensor) Tensor { return Tensor{C.ggml_sqr(ctx.c, a.t)} }
 
@@ -94,6 +105,7 @@ func (ctx *Context) SoftMaxExt(a, mask Tensor, scale float32) Tensor {
 const (
 	RopeNormal = C.GGML_ROPE_TYPE_NORMAL // rotates adjacent pairs (llama)
 	RopeNeox   = C.GGML_ROPE_TYPE_NEOX   // rotates the two halves (qwen2, neox)
+	RopeMRoPE  = C.GGML_ROPE_TYPE_MROPE  // NeoX halves, sections of pairs per position (qwen2vl)
 )
 
 // RopeParams are ggml_rope_ext's settings besides the positions: the rotated
@@ -110,6 +122,20 @@ type RopeParams struct {
 // 3.x's rope_freqs.weight). Its backward is the rotation by the negated angles.
 func (ctx *Context) RopeExt(a, pos, freqs Tensor, p RopeParams) Tensor {
 	return Tensor{C.ggml_rope_ext(ctx.c, a.t, pos.t, freqs.t, C.int(p.Dims), C.int(p.Mode), C.int(p.NCtxOrig),
+		C.float(p.FreqBase), C.float(p.FreqScale), C.float(p.ExtFactor), C.float(p.AttnFactor),
+		C.float(p.BetaFast), C.float(p.BetaSlow))}
+}
+
+// RopeMulti is ggml_rope_multi (Qwen2-VL's M-RoPE; p.Mode RopeMRoPE): a is [head_dim,
+// n_head, n_tokens], pos holds 4·n_tokens I32 positions section by section (every
+// token's first position, then every token's second, …), and rotated pair k takes the
+// position of the section k mod Σsections falls in. Its backward is ggml_rope_multi_back.
+func (ctx *Context) RopeMulti(a, pos, freqs Tensor, sections [4]int, p RopeParams) Tensor {
+	var s [4]C.int
+	for i, v := range sections {
+		s[i] = C.int(v)
+	}
+	return Tensor{C.ggml_rope_multi(ctx.c, a.t, pos.t, freqs.t, C.int(p.Dims), &s[0], C.int(p.Mode), C.int(p.NCtxOrig),
 		C.float(p.FreqBase), C.float(p.FreqScale), C.float(p.ExtFactor), C.float(p.AttnFactor),
 		C.float(p.BetaFast), C.float(p.BetaSlow))}
 }

@@ -57,6 +57,78 @@ package ggml
 //     node->src[1] = x;
 // }
 //
+// // calft_store writes n F32 values into dst as F32 or BF16 (ggml's rounding).
+// static void calft_store(const float * src, void * dst, enum ggml_type type, int64_t n) {
+//     if (type == GGML_TYPE_BF16) {
+//         ggml_fp32_to_bf16_row(src, (ggml_bf16_t *) dst, n);
+//     } else {
+//         memcpy(dst, src, n * sizeof(float));
+//     }
+// }
+//
+// // calft_dequant_rows writes the rows of src[0] (W [n_in, n_out], any type with a
+// // to_float) into dst [n_in, n_out] F32 or BF16: the whole of a frozen matrix in the
+// // type of a fast product, a row at a time (threads take every nth row).
+// static void calft_dequant_rows(struct ggml_tensor * dst, int ith, int nth, void * ud) {
+//     (void) ud;
+//     const struct ggml_tensor * w = dst->src[0];
+//     const int64_t n_in = w->ne[0], n_out = w->ne[1];
+//     const ggml_to_float_t to_float = ggml_get_type_traits(w->type)->to_float;
+//     float * row = malloc(n_in * sizeof(float));
+//     for (int64_t o = ith; o < n_out; o += nth) {
+//         const void * src = (const char *) w->data + o * w->nb[1];
+//         if (w->type == GGML_TYPE_F32) {
+//             memcpy(row, src, n_in * sizeof(float));
+//         } else {
+//             to_float(src, row, n_in);
+//         }
+//         calft_store(row, (char *) dst->data + o * dst->nb[1], dst->type, n_in);
+//     }
+//     free(row);
+// }
+//
+// // calft_dequant_transposed writes Wᵀ of src[0] (W [n_in, n_out], any type with a
+// // to_float) into dst [n_out, n_in] F32 or BF16: groups of 32 rows of W are dequantized
+// // into a scratch block and written across dst's rows, 32 contiguous values (one or two
+// // cache lines) per row of dst; threads take every nth group.
+// static void calft_dequant_transposed(struct ggml_tensor * dst, int ith, int nth, void * ud) {
+//     (void) ud;
+//     enum { G = 32 };
+//     const struct ggml_tensor * w = dst->src[0];
+//     const int64_t n_in = w->ne[0], n_out = w->ne[1];
+//     const ggml_to_float_t to_float = ggml_get_type_traits(w->type)->to_float;
+//     float * block = malloc(G * n_in * sizeof(float));
+//     float col[G];
+//     for (int64_t o0 = (int64_t) ith * G; o0 < n_out; o0 += (int64_t) nth * G) {
+//         const int64_t ng = n_out - o0 < G ? n_out - o0 : G;
+//         for (int64_t r = 0; r < ng; r++) {
+//             const void * src = (const char *) w->data + (o0 + r) * w->nb[1];
+//             if (w->type == GGML_TYPE_F32) {
+//                 memcpy(block + r * n_in, src, n_in * sizeof(float));
+//             } else {
+//                 to_float(src, block + r * n_in, n_in);
+//             }
+//         }
+//         const size_t es = ggml_type_size(dst->type);
+//         for (int64_t i = 0; i < n_in; i++) {
+//             for (int64_t r = 0; r < ng; r++) col[r] = block[r * n_in + i];
+//             calft_store(col, (char *) dst->data + i * dst->nb[1] + o0 * es, dst->type, ng);
+//         }
+//     }
+//     free(block);
+// }
+//
+// // calft_dequant is W (a matrix of any type) dequantized into type tt (F32 or BF16) by
+// // calft's CPU kernels, transposed or not.
+// static struct ggml_tensor * calft_dequant(struct ggml_context * ctx, struct ggml_tensor * w,
+//         enum ggml_type tt, int transposed) {
+//     struct ggml_tensor * args[1] = { w };
+//     if (transposed) {
+//         return ggml_custom_4d(ctx, tt, w->ne[1], w->ne[0], 1, 1, args, 1, calft_dequant_transposed, GGML_N_TASKS_MAX, NULL);
+//     }
+//     return ggml_custom_4d(ctx, tt, w->ne[0], w->ne[1], 1, 1, args, 1, calft_dequant_rows, GGML_N_TASKS_MAX, NULL);
+// }
+//
 // // calft_tile_rows is how many rows of W [n_in, n_out] one tile of the tiled transposed
 // // product takes: about 8M elements, so a tile's F32 copy is 32 MB.
 // static int64_t calft_tile_rows(const struct ggml_tensor * w) {
@@ -75,11 +147,13 @@ package ggml
 // // copy to F32 (quantized, F16, BF16, F32) and dy [n_out, T] F32, without a full-size copy
 // // of W: a tile of rows of W at a time is dequantized, transposed into type tt (F32, or
 // // BF16 for twice mul_mat's rate), and multiplied with the matching rows of dy; the tiles'
-// // products add up. Every new node is stored in out, in order, except the last, whose op
-// // and sources are written into into (the node being replaced); with into NULL the last
-// // is stored too and returned.
+// // products add up. With cpu a tile is dequantized and transposed in one pass
+// // (calft_dequant_transposed) instead of ggml's cast, transpose and cast. Every new
+// // node is stored in out, in order, except the last, whose op and sources are written
+// // into into (the node being replaced); with into NULL the last is stored too and
+// // returned.
 // static struct ggml_tensor * calft_tiled_tprod(struct ggml_context * ctx, struct ggml_tensor * w,
-//         struct ggml_tensor * dy, enum ggml_type tt, struct ggml_tensor * into,
+//         struct ggml_tensor * dy, enum ggml_type tt, int cpu, struct ggml_tensor * into,
 //         struct ggml_tensor ** out, int * n) {
 //     const int64_t n_in = w->ne[0], n_out = w->ne[1], T = dy->ne[1], rows = calft_tile_rows(w);
 //     const int tiles = calft_tiles(w);
@@ -88,14 +162,19 @@ package ggml
 //         const int64_t o0 = t * rows, nb = n_out - o0 < rows ? n_out - o0 : rows;
 //         struct ggml_tensor * wv = ggml_view_2d(ctx, w, n_in, nb, w->nb[1], o0 * w->nb[1]);
 //         out[(*n)++] = wv;
-//         struct ggml_tensor * wf = wv;
-//         if (w->type != GGML_TYPE_F32) {
-//             wf = ggml_cast(ctx, wv, GGML_TYPE_F32);
-//             out[(*n)++] = wf;
+//         struct ggml_tensor * wc;
+//         if (cpu) {
+//             wc = calft_dequant(ctx, wv, tt, 1);
+//         } else {
+//             struct ggml_tensor * wf = wv;
+//             if (w->type != GGML_TYPE_F32) {
+//                 wf = ggml_cast(ctx, wv, GGML_TYPE_F32);
+//                 out[(*n)++] = wf;
+//             }
+//             struct ggml_tensor * wt = ggml_transpose(ctx, wf);
+//             out[(*n)++] = wt;
+//             wc = tt == GGML_TYPE_F32 ? ggml_cont(ctx, wt) : ggml_cast(ctx, wt, tt);
 //         }
-//         struct ggml_tensor * wt = ggml_transpose(ctx, wf);
-//         out[(*n)++] = wt;
-//         struct ggml_tensor * wc = tt == GGML_TYPE_F32 ? ggml_cont(ctx, wt) : ggml_cast(ctx, wt, tt);
 //         out[(*n)++] = wc;
 //         struct ggml_tensor * dv = ggml_view_2d(ctx, dy, nb, T, dy->nb[1], o0 * dy->nb[0]);
 //         out[(*n)++] = dv;
@@ -134,7 +213,8 @@ package ggml
 // // (n_bypassed entries, malloc'd) the transpose views that may have lost their reader.
 // static int calft_rewrite_out_prods(struct ggml_context * ctx, struct ggml_cgraph * g,
 //         struct ggml_tensor ** w, struct ggml_tensor ** wt, int nw,
-//         struct ggml_tensor ** tiled, int ntiled, enum ggml_type tile_type, int cpu,
+//         struct ggml_tensor ** tiled, int ntiled, enum ggml_type tile_type,
+//         struct ggml_tensor ** fwd, int nfwd, int cpu,
 //         struct ggml_tensor *** bypassed, int * n_bypassed) {
 //     int n = g->n_nodes, k = 0, count = 0;
 //     struct ggml_tensor ** old = malloc(n * sizeof(*old));
@@ -146,6 +226,19 @@ package ggml
 //         struct ggml_tensor * a = node->src[0], * b = node->src[1];
 //         int room = k + 2 + (n - i) <= g->size &&
 //             ggml_get_mem_size(ctx) - ggml_used_mem(ctx) >= 4 * ggml_tensor_overhead();
+//         int jf = 0;
+//         while (jf < nfwd && fwd[jf] != a) jf++;
+//         if (cpu && jf < nfwd && node->op == GGML_OP_MUL_MAT && b->type == GGML_TYPE_F32 &&
+//             a->ne[2] == 1 && a->ne[3] == 1 && room) {
+//             // y = W·x through a frozen matrix: the product in BF16, W dequantized whole
+//             // just before it (its buffer is free again after the product).
+//             struct ggml_tensor * d = calft_dequant(ctx, a, GGML_TYPE_BF16, 0);
+//             g->nodes[k++] = d;
+//             node->src[0] = d;
+//             g->nodes[k++] = node;
+//             count++;
+//             continue;
+//         }
 //         if (cpu && node->op == GGML_OP_MUL_MAT && calft_is_matrix(node) && calft_is_matrix(a) &&
 //             calft_is_matrix(b) && room && a->ne[0] <= 32 && a->ne[1] >= 64 && ggml_is_contiguous(a)) {
 //             // mul_mat(S, u) with a short inner dimension (a LoRA B): the small-inner
@@ -173,7 +266,7 @@ package ggml
 //             k + 10 * calft_tiles(a) + (n - i) <= g->size &&
 //             ggml_get_mem_size(ctx) - ggml_used_mem(ctx) >= (size_t) (12 * calft_tiles(a) + 4) * ggml_tensor_overhead()) {
 //             // dx through a frozen matrix without a copy: the tiled product.
-//             calft_tiled_tprod(ctx, a, dy, tile_type, node, g->nodes, &k);
+//             calft_tiled_tprod(ctx, a, dy, tile_type, cpu, node, g->nodes, &k);
 //             g->nodes[k++] = node;
 //             (*bypassed)[(*n_bypassed)++] = b;
 //             count++;
@@ -261,6 +354,8 @@ import "unsafe"
 //     accepts): mul_mat(Wt, dy), the same value up to Wt's rounding;
 //   - dx through a W in fp.Tiled (any type, quantized included): the tiled product
 //     (TiledTransposedProduct), a tile of W's rows dequantized at a time;
+//   - with cpu, y = W·x through a W in fp.Forward: the product in BF16 of W dequantized
+//     whole just before it;
 //   - out_prod(A, dyᵀ) with rows of A shorter than 64: mul_mat(cont(Aᵀ), dy);
 //   - out_prod(A, B) with rows of A shorter than 64 and B's at least 4 times longer:
 //     cont(transpose(out_prod(B, A)));
@@ -305,7 +400,16 @@ func (g *Graph) RewriteOutProds(ctx *Context, fp FrozenProducts, cpu bool) int {
 	if tt != TypeBF16 {
 		tt = TypeF32
 	}
-	count := C.calft_rewrite_out_prods(ctx.c, g.g, w, wt, C.int(n), tiled, C.int(nt), C.enum_ggml_type(tt), cpuFlag, &bypassed, &nBypassed)
+	nf := len(fp.Forward)
+	fwd := (**C.struct_ggml_tensor)(C.malloc(C.size_t(nf+1) * ptrSize))
+	defer C.free(unsafe.Pointer(fwd))
+	fs := unsafe.Slice(fwd, nf)
+	i = 0
+	for k := range fp.Forward {
+		fs[i] = k.t
+		i++
+	}
+	count := C.calft_rewrite_out_prods(ctx.c, g.g, w, wt, C.int(n), tiled, C.int(nt), C.enum_ggml_type(tt), fwd, C.int(nf), cpuFlag, &bypassed, &nBypassed)
 	defer C.free(unsafe.Pointer(bypassed))
 	C.calft_drop_unused(g.g, bypassed, nBypassed)
 	// The transposed copies the graph now reads become its leaves, like the weights.
@@ -327,21 +431,44 @@ type FrozenProducts struct {
 	Transposed map[Tensor]Tensor // W → its transposed copy
 	Tiled      map[Tensor]bool   // W without a copy: dequantized a tile of rows at a time
 	TileType   Type              // the tiles' type: F32 (exact) or BF16 (twice as fast)
+	// Forward are frozen matrices whose forward products y = W·x run in BF16 on the CPU:
+	// W dequantized whole into the compute buffer just before each product (for
+	// quantized types whose own products ggml runs at a fraction of BF16's rate).
+	Forward map[Tensor]bool
 }
 
 // TiledTransposedProduct is Wᵀ·dy for a frozen W [n_in, n_out] of any type and dy
 // [n_out, T] F32, computed a tile of W's rows at a time (see RewriteOutProds) without a
 // full-size copy of W. tt is the tiles' type, F32 or BF16.
-func (ctx *Context) TiledTransposedProduct(w, dy Tensor, tt Type) Tensor {
+// With cpu, each tile is dequantized and transposed by one CPU kernel of calft's.
+func (ctx *Context) TiledTransposedProduct(w, dy Tensor, tt Type, cpu bool) Tensor {
 	if tt != TypeBF16 {
 		tt = TypeF32
+	}
+	cpuFlag := C.int(0)
+	if cpu {
+		cpuFlag = 1
 	}
 	tiles := int(C.calft_tiles(w.t))
 	nodes := (**C.struct_ggml_tensor)(C.malloc(C.size_t(10*tiles+2) * C.size_t(unsafe.Sizeof(uintptr(0)))))
 	defer C.free(unsafe.Pointer(nodes))
 	var n C.int
-	return Tensor{C.calft_tiled_tprod(ctx.c, w.t, dy.t, C.enum_ggml_type(tt), nil, nodes, &n)}
+	return Tensor{C.calft_tiled_tprod(ctx.c, w.t, dy.t, C.enum_ggml_type(tt), cpuFlag, nil, nodes, &n)}
 }
 
 // isSmallInner reports whether t is RewriteOutProds's small-inner-dimension product.
 func (t Tensor) isSmallInner() bool { return C.calft_is_small_inner(t.t) != 0 }
+
+// Dequantize is W [n_in, n_out] of any type with a dequantizer in type tt (F32 or BF16),
+// by calft's CPU kernels: [n_in, n_out], or Wᵀ [n_out, n_in] when transposed. It runs
+// on the CPU backend only (a custom op).
+func (ctx *Context) Dequantize(w Tensor, tt Type, transposed bool) Tensor {
+	if tt != TypeBF16 {
+		tt = TypeF32
+	}
+	tr := C.int(0)
+	if transposed {
+		tr = 1
+	}
+	return Tensor{C.calft_dequant(ctx.c, w.t, C.enum_ggml_type(tt), tr)}
+}

@@ -1,8 +1,10 @@
 package ggml
 
 import (
+	"bytes"
 	"math"
 	"math/rand/v2"
+	"runtime"
 	"testing"
 )
 
@@ -69,6 +71,7 @@ func TestRewriteOutProds(t *testing.T) {
 		{"dB (short rows against long ones)", func(c *Context) Tensor { return c.OutProd(u, dy) }, FrozenProducts{}, "CONT", 1e-6},
 		{"dx through a LoRA A (small inner dimension)", func(c *Context) Tensor { return c.OutProd(a, c.Transpose(du)) }, FrozenProducts{}, "CUSTOM", 1e-6},
 		{"B·u forward (small inner dimension)", func(c *Context) Tensor { return c.MulMat(b, u) }, FrozenProducts{}, "CUSTOM", 1e-6},
+		{"W·x forward in BF16", func(c *Context) Tensor { return c.MulMat(w, a) }, FrozenProducts{Forward: map[Tensor]bool{w: true}}, "MUL_MAT", 1e-2},
 	}
 	// A gradient that is itself a transposed view is left to out_prod (mul_mat needs its
 	// second operand's rows packed).
@@ -158,8 +161,10 @@ func TestTiledTransposedProduct(t *testing.T) {
 		g0.Expand(ctx.Cpy(ctx.Cast(wq, TypeF32), wf)) // the dequantized values, for the reference
 		ref := ctx.OutProd(wf, ctx.Transpose(d))
 		g0.Expand(ref)
-		got := ctx.TiledTransposedProduct(wq, d, c.tile)
+		got := ctx.TiledTransposedProduct(wq, d, c.tile, false) // ggml's ops
 		g0.Expand(got)
+		gotCPU := ctx.TiledTransposedProduct(wq, d, c.tile, true) // calft's CPU kernel
+		g0.Expand(gotCPU)
 		al := be.NewAllocator()
 		if err := al.Alloc(g0); err != nil {
 			t.Fatal(err)
@@ -172,9 +177,124 @@ func TestTiledTransposedProduct(t *testing.T) {
 		if e > c.tol {
 			t.Errorf("%s W, %s tiles: error %.2e > %.0e", c.typ, c.tile, e, c.tol)
 		}
+		// The CPU kernel rounds the same values the same way: the products agree exactly.
+		if e := maxRelErr(gotCPU.F32(), got.F32()); e != 0 {
+			t.Errorf("%s W, %s tiles: the CPU kernel's tiles differ from ggml's by %.2e", c.typ, c.tile, e)
+		}
 		al.Close()
 		buf.Close()
 		ctx.Close()
+	}
+}
+
+// TestDequantize checks calft's dequantizing kernels against ggml's cast, for the stored
+// types of real bases, plain and transposed, into F32 and BF16: equal bit for bit.
+func TestDequantize(t *testing.T) {
+	be := newCPU(t)
+	const nIn, nOut = 512, 200 // 200 rows: six groups of 32 and a partial one
+	rng := rand.New(rand.NewPCG(5, 5))
+	w := make([]float32, nIn*nOut)
+	for i := range w {
+		w[i] = float32(rng.NormFloat64() * 0.05)
+	}
+	for _, typ := range []Type{TypeF32, TypeF16, TypeBF16, TypeQ8_0, TypeQ4_0, TypeQ4_K, TypeQ5_K, TypeQ6_K} {
+		data, err := Quantize(typ, w, nIn)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, tt := range []Type{TypeF32, TypeBF16} {
+			ctx := NewContext(32*TensorOverhead()+GraphOverhead(32, false), true)
+			wq := ctx.NewTensor(typ, nIn, nOut)
+			buf, err := be.AllocTensors(ctx)
+			if err != nil {
+				t.Fatal(err)
+			}
+			wq.SetBytes(data, 0)
+			g := ctx.NewGraph(32, false)
+			ref := ctx.Cast(ctx.Cast(wq, TypeF32), tt)
+			refT := ctx.Cont(ctx.Transpose(ref))
+			plain := ctx.Dequantize(wq, tt, false)
+			tr := ctx.Dequantize(wq, tt, true)
+			for _, x := range []Tensor{ref, refT, plain, tr} {
+				g.Expand(x.SetOutput()) // outputs: the allocator must not reuse their memory
+			}
+			al := be.NewAllocator()
+			if err := al.Alloc(g); err != nil {
+				t.Fatal(err)
+			}
+			if err := be.Compute(g); err != nil {
+				t.Fatal(err)
+			}
+			if !bytes.Equal(plain.Bytes(), ref.Bytes()) {
+				t.Errorf("%s → %s: the kernel's values differ from ggml's cast", typ, tt)
+			}
+			if !bytes.Equal(tr.Bytes(), refT.Bytes()) {
+				t.Errorf("%s → %s transposed: the kernel's values differ from ggml's cast and transpose", typ, tt)
+			}
+			al.Close()
+			buf.Close()
+			ctx.Close()
+		}
+	}
+}
+
+// BenchmarkForwardProduct times y = W·x for a frozen [2048, 8192] matrix over 704 rows
+// (llama1b's feed-forward, a benchmark sequence): ggml's product on the stored type,
+// and the BF16 product of the matrix dequantized whole by calft's kernel, both counted.
+func BenchmarkForwardProduct(b *testing.B) {
+	be, err := NewBackend("cpu", runtime.NumCPU())
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer be.Close()
+	const nIn, nOut, T = 2048, 8192, 704
+	rng := rand.New(rand.NewPCG(7, 7))
+	w := make([]float32, nIn*nOut)
+	for i := range w {
+		w[i] = float32(rng.NormFloat64() * 0.05)
+	}
+	for _, typ := range []Type{TypeF16, TypeQ8_0, TypeQ4_0, TypeQ4_K, TypeQ5_K, TypeQ6_K} {
+		data, err := Quantize(typ, w, nIn)
+		if err != nil {
+			b.Fatal(err)
+		}
+		for _, bf16 := range []bool{false, true} {
+			name := typ.String() + "/native"
+			if bf16 {
+				name = typ.String() + "/bf16"
+			}
+			b.Run(name, func(b *testing.B) {
+				ctx := NewContext(32*TensorOverhead()+GraphOverhead(32, false), true)
+				defer ctx.Close()
+				wq := ctx.NewTensor(typ, nIn, nOut)
+				x := ctx.NewTensor(TypeF32, nIn, T)
+				buf, err := be.AllocTensors(ctx)
+				if err != nil {
+					b.Fatal(err)
+				}
+				defer buf.Close()
+				wq.SetBytes(data, 0)
+				buf.Clear(0)
+				g := ctx.NewGraph(32, false)
+				src := wq
+				if bf16 {
+					src = ctx.Dequantize(wq, TypeBF16, false)
+				}
+				g.Expand(ctx.MulMat(src, x))
+				al := be.NewAllocator()
+				defer al.Close()
+				if err := al.Alloc(g); err != nil {
+					b.Fatal(err)
+				}
+				b.ResetTimer()
+				for range b.N {
+					if err := be.Compute(g); err != nil {
+						b.Fatal(err)
+					}
+				}
+				b.ReportMetric(2*nIn*nOut*T*float64(b.N)/b.Elapsed().Seconds()/1e9, "GFLOP/s")
+			})
+		}
 	}
 }
 

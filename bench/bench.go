@@ -22,20 +22,22 @@ import (
 
 // Options choose what to measure.
 type Options struct {
-	Preset    string // tiny | smol135 | llama1b | llava7b
+	Preset    string // a key of Presets
 	Objective string // ce | cal
 	Steps     int    // timed steps
 	Warmup    int    // untimed steps first
 	Threads   int
+	Backend   string // cpu (""), cuda, vulkan, metal, blas or auto: see ggml.NewBackend
 	Rank      int
 	ImageRows int // -1: the preset's
 	Rows      int // 0: the preset's; else the sequence's length (text after the image fills it)
 	BaseType  string
 	Profile   bool
-	// BackwardWeights, NoImageWeights and Recompute choose as for training
+	// BackwardWeights, ForwardWeights, NoImageWeights and Recompute choose as for training
 	// (train.Setup); "" is auto. MaxMemory is the budget auto choices fit ("": the
 	// memory available).
 	BackwardWeights string
+	ForwardWeights  string
 	NoImageWeights  string
 	Recompute       string
 	MaxMemory       string
@@ -66,6 +68,26 @@ var Presets = map[string]Preset{
 	"llava7b": {HP: arch.HParams{Arch: "llama", NEmbd: 4096, NLayer: 32, NHead: 32, NHeadKV: 32, HeadDim: 128, NFF: 11008,
 		NVocab: 32000, NCtxTrain: 4096, RMSEps: 1e-5, Rope: arch.NoScaling(arch.RopeNormal, 128, 10000, 4096)},
 		Prefix: 5, ImageRows: 576, Text: 123},
+	// Gemma 3's decoder at make-tiny's widths with a real Gemma 3 vocabulary (262 144
+	// tokens) and 700 rows, 256 of them an image's: the loss's memory against the rest.
+	// gemma3tiny is the same with the tiny vocabulary.
+	"gemma3tiny262k": {HP: tinyGemma3(262144), Prefix: 8, ImageRows: 256, Text: 436},
+	"gemma3tiny":     {HP: tinyGemma3(0), Prefix: 8, ImageRows: 256, Text: 436},
+}
+
+// tinyGemma3 is make-tiny --family gemma3's text model, with a vocabulary of vocab
+// tokens (0: the tiny one's) and room for 4096 rows.
+func tinyGemma3(vocab int) arch.HParams {
+	hp, err := tiny.Options{Arch: tiny.ArchGemma3}.HParams()
+	if err != nil {
+		panic(err)
+	}
+	if vocab > 0 {
+		hp.NVocab = vocab
+	}
+	hp.NCtxTrain = 4096
+	hp.Rope.NCtxOrig, hp.RopeSWA.NCtxOrig = 4096, 4096
+	return hp
 }
 
 // BaseTypes are the stored types --base-type takes; q4_k_m is llama.cpp's mix of Q4_K
@@ -107,21 +129,25 @@ func mustTinyHParams() arch.HParams {
 
 // Result is one benchmark line.
 type Result struct {
-	Preset       string  `json:"preset"`
-	Objective    string  `json:"objective"`
-	Rows         int     `json:"rows"`
-	ImageRows    int     `json:"image_rows"`
-	Supervised   int     `json:"supervised_tokens"`
-	Threads      int     `json:"threads"`
-	Rank         int     `json:"rank"`
-	BackwardW    string  `json:"backward_weights"`
-	NoImageW     string  `json:"no_image_weights,omitempty"`
-	SecPerStep   float64 `json:"s_per_step"`
-	TokensPerSec float64 `json:"tokens_per_s"`
-	StepGFLOP    float64 `json:"step_gflop"`
-	GFLOPS       float64 `json:"gflop_per_s"`
-	MatMulGFLOPS float64 `json:"f32_mul_mat_gflop_per_s"`
-	OfMatMul     float64 `json:"ratio_to_mul_mat"`
+	Preset     string `json:"preset"`
+	Objective  string `json:"objective"`
+	Rows       int    `json:"rows"`
+	ImageRows  int    `json:"image_rows"`
+	Supervised int    `json:"supervised_tokens"`
+	Threads    int    `json:"threads"`
+	// Backend is where the steps ran; NodesOn, beside a device, the nodes each backend
+	// ran over the whole benchmark (the CPU's are the ops the device lacks).
+	Backend      string         `json:"backend"`
+	NodesOn      map[string]int `json:"nodes_on,omitempty"`
+	Rank         int            `json:"rank"`
+	BackwardW    string         `json:"backward_weights"`
+	NoImageW     string         `json:"no_image_weights,omitempty"`
+	SecPerStep   float64        `json:"s_per_step"`
+	TokensPerSec float64        `json:"tokens_per_s"`
+	StepGFLOP    float64        `json:"step_gflop"`
+	GFLOPS       float64        `json:"gflop_per_s"`
+	MatMulGFLOPS float64        `json:"f32_mul_mat_gflop_per_s"`
+	OfMatMul     float64        `json:"ratio_to_mul_mat"`
 	// BF16MatMulGFLOPS is the same product with a BF16 first operand, as the backward
 	// pass's transposed copies have: context for ratio_to_mul_mat, which the F32 rate sets.
 	BF16MatMulGFLOPS float64 `json:"bf16_mul_mat_gflop_per_s"`
@@ -130,6 +156,8 @@ type Result struct {
 	// choices it made.
 	PredictedMB float64 `json:"predicted_mb"`
 	Recompute   bool    `json:"recompute"`
+	KeptBlocks  int     `json:"kept_blocks,omitempty"` // with recompute: the top blocks not recomputed
+	Forward     string  `json:"forward_weights"`
 	BaseType    string  `json:"base_type"`
 	// The backward pass's product through the largest frozen matrix (Wᵀ·dy, copies or
 	// tiles as the step uses) beside the forward product W·x, same matrix and rows.
@@ -147,12 +175,18 @@ func Run(o Options) (*Result, error) {
 	if err != nil {
 		return nil, err
 	}
-	be, err := ggml.NewBackend("cpu", o.Threads)
+	be, err := ggml.NewBackend(o.Backend, o.Threads)
 	if err != nil {
 		return nil, err
 	}
 	defer be.Close()
-	r := &Result{Preset: o.Preset, Objective: o.Objective, ImageRows: p.ImageRows, Threads: o.Threads, Rank: o.Rank}
+	r := &Result{Preset: o.Preset, Objective: o.Objective, ImageRows: p.ImageRows, Threads: o.Threads, Rank: o.Rank,
+		Backend: be.Describe()}
+	defer func() {
+		if placed := be.Placed(); len(placed) > 0 {
+			r.NodesOn = placed
+		}
+	}()
 	if r.MatMulGFLOPS, err = matMulRate(be, ggml.TypeF32); err != nil {
 		return nil, err
 	}
@@ -199,7 +233,7 @@ func newTrainer(be *ggml.Backend, m *llava.Model, o Options, obj cal.Objective, 
 		return nil, err
 	}
 	s := train.Setup{Objective: obj, CAL: cal.Defaults(), Seed: 1, LoRA: lora.Config{Rank: o.Rank, Alpha: float32(2 * o.Rank)},
-		BackwardWeights: o.BackwardWeights, NoImageWeights: o.NoImageWeights, Recompute: o.Recompute, ExactShapes: true,
+		BackwardWeights: o.BackwardWeights, ForwardWeights: o.ForwardWeights, NoImageWeights: o.NoImageWeights, Recompute: o.Recompute, ExactShapes: true,
 		Budget: budget, BudgetName: name, Other: 64 << 20}
 	s.Largest = (&train.Trainer{Setup: s}).Shape(b, obj, true) // the batch's exact shape, as the bench runs it
 	return train.NewTrainer(be, m, s)
@@ -240,7 +274,7 @@ func (o *Options) resolve() (Preset, cal.Objective, error) {
 // describeCopies records which frozen-weight copies the trainer made.
 func (r *Result) describeCopies(tr *train.Trainer, obj cal.Objective) {
 	r.BackwardW = tr.Plan.Backward
-	r.Recompute = tr.Plan.Recompute
+	r.Recompute, r.KeptBlocks, r.Forward = tr.Plan.Recompute, tr.Plan.Kept, tr.Plan.Forward
 	r.PredictedMB = float64(tr.Plan.Total()) / (1 << 20)
 	if obj == cal.CAL {
 		r.NoImageW = "f32"
@@ -476,12 +510,16 @@ func (r *Result) productRates(be *ggml.Backend, m *llava.Model, tr *train.Traine
 	defer buf.Close()
 	buf.Clear(0)
 	fwd := ctx.NewGraph(256, false)
-	fwd.Expand(ctx.MulMat(w, x))
+	if tr.Plan.Forward == "bf16" && be.IsCPU() && w.Type() != ggml.TypeF32 && w.Type() != ggml.TypeBF16 {
+		fwd.Expand(ctx.MulMat(ctx.Dequantize(w, ggml.TypeBF16, false), x)) // as the rewrite does
+	} else {
+		fwd.Expand(ctx.MulMat(w, x))
+	}
 	bwd := ctx.NewGraph(256, false)
 	if tr.Fast.Transposed != nil {
 		bwd.Expand(ctx.MulMat(tr.Fast.Transposed.Of[w], dy))
 	} else {
-		bwd.Expand(ctx.TiledTransposedProduct(w, dy, tr.Fast.TileType))
+		bwd.Expand(ctx.TiledTransposedProduct(w, dy, tr.Fast.TileType, be.IsCPU()))
 	}
 	flop := 2 * float64(ne[0]) * float64(ne[1]) * float64(r.Rows)
 	r.Matrix = fmt.Sprintf("%s %s [%d, %d]", w.Name(), w.Type(), ne[0], ne[1])

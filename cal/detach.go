@@ -20,8 +20,9 @@ func NewDetacher(n int) *Detacher {
 	return &Detacher{ctx: ggml.NewContext(n*ggml.TensorOverhead(), true)}
 }
 
-// Detach returns a constant copy of x (F32, contiguous) with pad zeros on each side of
-// dim 0 for 1-D x. It adds the copy to g; call Alloc before computing g.
+// Detach returns a constant copy of x (contiguous, of x's type; F32 when padded) with
+// pad zeros on each side of dim 0 for 1-D x. It adds the copy to g; call Alloc before
+// computing g.
 func (d *Detacher) Detach(ctx *ggml.Context, g *ggml.Graph, x ggml.Tensor, pad int) (leaf, inner ggml.Tensor) {
 	ne := x.Ne()
 	if pad > 0 {
@@ -30,7 +31,7 @@ func (d *Detacher) Detach(ctx *ggml.Context, g *ggml.Graph, x ggml.Tensor, pad i
 		g.Expand(ctx.Cpy(ctx.Reshape(ctx.Cont(x), x.NElements()), inner))
 		return leaf, inner
 	}
-	leaf = d.ctx.NewTensor(ggml.TypeF32, ne[0], ne[1], ne[2], ne[3])
+	leaf = d.ctx.NewTensor(x.Type(), ne[0], ne[1], ne[2], ne[3])
 	g.Expand(ctx.Cpy(ctx.Cont(x), leaf))
 	return leaf, leaf
 }
@@ -38,6 +39,9 @@ func (d *Detacher) Detach(ctx *ggml.Context, g *ggml.Graph, x ggml.Tensor, pad i
 // Leaf is a zeroed leaf [ne0, ne1] that the graph writes into (with Cpy into views of
 // it) and reads after those writes: a value built in parts, constant to autodiff.
 func (d *Detacher) Leaf(ne0, ne1 int) ggml.Tensor { return d.ctx.NewTensor(ggml.TypeF32, ne0, ne1) }
+
+// LeafI32 is Leaf for integers (token ids).
+func (d *Detacher) LeafI32(ne0, ne1 int) ggml.Tensor { return d.ctx.NewTensor(ggml.TypeI32, ne0, ne1) }
 
 // Alloc places the leaves in backend memory, zeroed (the padding must read as zero).
 func (d *Detacher) Alloc(be *ggml.Backend) error {

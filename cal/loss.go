@@ -47,7 +47,10 @@ type LossInputs struct {
 	FlatIdx  ggml.Tensor // I32 [N]: (i − its block's first row)·n_vocab + target, to gather target logits
 	Weight   ggml.Tensor // F32 [N]: 1 for real rows, 0 for padding (the ce weights)
 	Coef     ggml.Tensor // F32 [N×K]: smoothing coefficient of row i's neighbour at offset k−h
-	opt      Options
+	// Probs adds Loss's probability read-backs (LSE, Max, ArgMax, LSENoImg) for calft
+	// audit; training graphs leave it off.
+	Probs bool
+	opt   Options
 }
 
 // half is the smoothing half-width (0 when smoothing is off).
@@ -141,6 +144,9 @@ type Head interface {
 // target logit with and without the image [1, N], computed alike.
 type Passes struct {
 	H, ZImg, ZNoImg ggml.Tensor
+	// HNoImg, for LossInputs.Probs only, are the image-absent pass's final hidden states
+	// of the same rows, when it ran in full: Loss.LSENoImg is computed from them.
+	HNoImg ggml.Tensor
 }
 
 // Loss is the built loss and the per-row values worth reading back.
@@ -156,6 +162,10 @@ type Loss struct {
 	Weight ggml.Tensor // [1, N] the weights used
 	ZImg   ggml.Tensor // [1, N] target logits with the image (cal only)
 	ZNoImg ggml.Tensor // [1, N] target logits with the image hidden (cal only)
+	// With LossInputs.Probs only: log Σ exp of each row's logits with the image, the
+	// row's largest logit and its token (I32 [1, N]), and, when Build was given the
+	// image-absent logits in full, their log Σ exp (else the zero Tensor).
+	LSE, Max, ArgMax, LSENoImg ggml.Tensor
 }
 
 // weights are the objective's per-row weights [1, N], a constant leaf: CAL's smoothed,
@@ -197,19 +207,31 @@ func Build(ctx *ggml.Context, g *ggml.Graph, d *Detacher, obj Objective, head He
 	l.Weight = weights(ctx, g, d, obj, p, in, &l)
 	// Σ w is 0 only when nothing is supervised; the clamp keeps 0/0 from becoming NaN.
 	wsum := ctx.Clamp(ctx.Sum(l.Weight), 1e-20, 3e38)
-	s := ctx.Div(l.Weight, wsum) // each row's share of the loss
-	l.CE = d.Leaf(1, n)
-	var dh ggml.Tensor
+	out := blockOut{s: ctx.Div(l.Weight, wsum), ce: d.Leaf(1, n)} // s: each row's share of the loss
+	l.CE = out.ce
 	if backward {
-		dh = d.Leaf(p.H.Ne()[0], n)
-		l.DH = dh
+		out.dh = d.Leaf(p.H.Ne()[0], n)
+		l.DH = out.dh
+	}
+	var outNo blockOut
+	if in.Probs {
+		out.lse, out.max, out.argmax = d.Leaf(1, n), d.Leaf(1, n), d.LeafI32(1, n)
+		l.LSE, l.Max, l.ArgMax = out.lse, out.max, out.argmax
+		if !p.HNoImg.Nil() {
+			outNo.lse = d.Leaf(1, n)
+			l.LSENoImg = outNo.lse
+		}
 	}
 	for r0 := 0; r0 < n; r0 += in.Block {
-		lossBlock(ctx, g, head, p.H, s, in, r0, min(in.Block, n-r0), l.CE, dh)
+		nb := min(in.Block, n-r0)
+		lossBlock(ctx, g, head, p.H, in, r0, nb, out)
+		if !outNo.lse.Nil() {
+			lossBlock(ctx, g, head, p.HNoImg, in, r0, nb, outNo)
+		}
 	}
 	l.Value, _ = d.Detach(ctx, g, ctx.Div(ctx.Sum(ctx.Mul(l.CE, l.Weight)), wsum), 0)
 	if backward {
-		l.Seed = ctx.Sum(ctx.Mul(p.H, dh)).SetName("loss_seed").SetLoss()
+		l.Seed = ctx.Sum(ctx.Mul(p.H, out.dh)).SetName("loss_seed").SetLoss()
 		g.Expand(l.Seed)
 	}
 	if obj == CAL {
@@ -219,28 +241,46 @@ func Build(ctx *ggml.Context, g *ggml.Graph, d *Detacher, obj Objective, head He
 	return l
 }
 
-// lossBlock computes rows r0..r0+nb: their cross-entropy into ce and, when dh is not
-// the zero Tensor, the loss's gradient of their hidden states into dh.
-func lossBlock(ctx *ggml.Context, g *ggml.Graph, head Head, H, s ggml.Tensor, in *LossInputs, r0, nb int, ce, dh ggml.Tensor) {
-	hb := ctx.View2D(H, H.Ne()[0], nb, H.Nb()[1], r0*H.Nb()[1])
-	logits := head.Logits(ctx, hb) // [V, nb]
+// blockOut are where lossBlock writes each block's rows: their cross-entropy (ce), the
+// loss's gradient of their hidden states (dh, given each row's share s of the loss), and
+// for calft audit their log-sum-exp, largest logit and its token. A zero Tensor is not
+// computed.
+type blockOut struct {
+	s, ce, dh, lse, max, argmax ggml.Tensor
+}
+
+// rows is the view of rows r0..r0+nb of a [k, N] tensor.
+func rows(ctx *ggml.Context, t ggml.Tensor, r0, nb int) ggml.Tensor {
+	return ctx.View2D(t, t.Ne()[0], nb, t.Nb()[1], r0*t.Nb()[1])
+}
+
+// lossBlock computes rows r0..r0+nb of the hidden states H into out.
+func lossBlock(ctx *ggml.Context, g *ggml.Graph, head Head, H ggml.Tensor, in *LossInputs, r0, nb int, out blockOut) {
+	logits := head.Logits(ctx, rows(ctx, H, r0, nb)) // [V, nb]
 	V := logits.Ne()[0]
 	flat := ctx.View1D(in.FlatIdx, nb, 4*r0)
 	all := ctx.Reshape(logits, 1, V*nb)
-	zy := ctx.Reshape(ctx.GetRows(all, flat), 1, nb)
 	// Log-sum-exp with the row maximum subtracted for stability.
 	am := ctx.Reshape(ctx.ArgMax(logits), 1, nb)
 	m := ctx.Reshape(ctx.GetRows(ctx.Reshape(logits, 1, V, nb), am), 1, nb)
 	e := ctx.Exp(ctx.Sub(logits, m))
 	S := ctx.SumRows(e)
-	ceb := ctx.Sub(ctx.Add(ctx.Log(S), m), zy)
-	g.Expand(ctx.Cpy(ceb, ctx.View2D(ce, 1, nb, ce.Nb()[1], r0*ce.Nb()[1])))
-	if dh.Nil() {
+	lse := ctx.Add(ctx.Log(S), m)
+	for _, c := range []struct{ v, dst ggml.Tensor }{{lse, out.lse}, {m, out.max}, {am, out.argmax}} {
+		if !c.dst.Nil() {
+			g.Expand(ctx.Cpy(c.v, rows(ctx, c.dst, r0, nb)))
+		}
+	}
+	if out.ce.Nil() {
 		return
 	}
-	sb := ctx.View2D(s, 1, nb, s.Nb()[1], r0*s.Nb()[1])
+	zy := ctx.Reshape(ctx.GetRows(all, flat), 1, nb)
+	g.Expand(ctx.Cpy(ctx.Sub(lse, zy), rows(ctx, out.ce, r0, nb)))
+	if out.dh.Nil() {
+		return
+	}
+	sb := rows(ctx, out.s, r0, nb)
 	p := ctx.Mul(e, ctx.Div(sb, S)) // softmax·s
 	onehot := ctx.Reshape(ctx.GetRowsBack(ctx.Reshape(ctx.Cont(sb), 1, nb), flat, all), V, nb)
-	dhb := head.InputGrad(ctx, ctx.Sub(p, onehot))
-	g.Expand(ctx.Cpy(dhb, ctx.View2D(dh, dh.Ne()[0], nb, dh.Nb()[1], r0*dh.Nb()[1])))
+	g.Expand(ctx.Cpy(head.InputGrad(ctx, ctx.Sub(p, onehot)), rows(ctx, out.dh, r0, nb)))
 }

@@ -70,7 +70,9 @@ func (rep *Report) markdown() string {
 	fmt.Fprintf(&b, "Model: the tiny synthetic VLM (`calft make-tiny`), LoRA rank %d on every attention and MLP\n"+
 		"projection. Each of %d seeds: %d steps of ce (batch %d, lr %g), then from that adapter %d more steps\n"+
 		"with ce or with cal (same data order and seed). The warm-up is shared because CAL weighs every token\n"+
-		"1 until the model uses the image (Δ ≤ 1 everywhere), so the two objectives only differ after it.\n\n",
+		"1 until the model uses the image (Δ ≤ 1 everywhere), so the two objectives only differ after it.\n"+
+		"`ce-clean`: the same ce steps from the warm-up adapter on the training captions `calft audit`\n"+
+		"did not flag (see the last section).\n\n",
 		o.Rank, o.Seeds, o.WarmSteps, o.Batch, o.LR, o.Steps)
 	fmt.Fprintf(&b, "Evaluation on the held-out images, through llama.cpp with the exported adapters: greedy-answer\n"+
 		"accuracy of the image-determined words; the mean probability of the true colour word after \"a\"\n"+
@@ -88,7 +90,9 @@ func (rep *Report) markdown() string {
 		fmt.Fprintf(&b, "| %d | %s | %.1f%% | %.1f%% | %.1f%% | %.3f | %.4f |\n", r.Seed, r.Objective,
 			100*r.ColorAcc, 100*r.ShapeAcc, 100*r.PosAcc, r.ColorProb, r.ValLoss)
 	}
-	fmt.Fprintf(&b, "\nWall time: %.0f s.\n", rep.Seconds)
+	b.WriteString("\n")
+	b.WriteString(rep.auditMarkdown())
+	fmt.Fprintf(&b, "Wall time: %.0f s.\n", rep.Seconds)
 	return b.String()
 }
 
@@ -102,7 +106,7 @@ func writeScore(rep *Report, path string, n int) error {
 		}
 	}
 	c := train.DefaultScore()
-	c.Model, c.Mmproj, c.Threads, c.CacheDir = rep.Model, rep.Mmproj, rep.Opt.Threads, "none"
+	c.Model, c.Mmproj, c.Threads, c.Backend, c.CacheDir = rep.Model, rep.Mmproj, rep.Opt.Threads, rep.Opt.Backend, "none"
 	c.Data, c.Lora, c.Limit, c.HTMLSamples = filepath.Join(rep.HeldDir, "data.json"), adapter, n, n
 	c.Out, c.HTML = strings.TrimSuffix(path, ".html")+".jsonl", path
 	_, err := train.ScoreData(context.Background(), c, nil)

@@ -13,6 +13,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/calft/calft/audit"
 	"github.com/calft/calft/bindings/ggml"
 	"github.com/calft/calft/imageio"
 	"github.com/calft/calft/infer"
@@ -26,6 +27,7 @@ type Options struct {
 	Seeds     int
 	Quick     bool
 	Threads   int
+	Backend   string  // cpu (""), cuda, vulkan, metal, blas or auto
 	TrainN    int     // training samples
 	HeldN     int     // held-out samples (clean captions, never trained on)
 	Noise     float64 // fraction of training captions with a wrong colour
@@ -52,7 +54,7 @@ func (o *Options) validate() error {
 
 // DefaultOptions are the full demo (≈ minutes on 2 cores) or the quick one.
 func DefaultOptions(quick bool) Options {
-	o := Options{Out: "out/demo", Seeds: 3, TrainN: 240, HeldN: 48, Noise: 0.3,
+	o := Options{Out: "out/demo", Backend: "cpu", Seeds: 3, TrainN: 240, HeldN: 48, Noise: 0.3,
 		WarmSteps: 600, Steps: 200, Batch: 8, LR: 5e-3, Rank: 16}
 	if quick {
 		o.Quick, o.Seeds, o.HeldN, o.WarmSteps, o.Steps = true, 2, 24, 350, 80
@@ -84,6 +86,7 @@ type Report struct {
 	Model    string
 	Mmproj   string
 	ScoreOut string
+	Audits   []AuditResult // calft audit with each seed's warm-up adapter
 }
 
 // Run builds the model and task, trains both objectives per seed through train.Run,
@@ -111,6 +114,9 @@ func Run(ctx context.Context, o Options, log io.Writer) (*Report, error) {
 	if err := writeItems(trainDir, "train", trainItems); err != nil {
 		return nil, err
 	}
+	if err := writeTruth(trainDir, trainItems); err != nil {
+		return nil, err
+	}
 	if err := writeItems(heldDir, "heldout", rep.Held); err != nil {
 		return nil, err
 	}
@@ -127,7 +133,7 @@ func Run(ctx context.Context, o Options, log io.Writer) (*Report, error) {
 	base.Model, base.Mmproj = rep.Model, rep.Mmproj
 	base.Data, base.ValData = filepath.Join(trainDir, "data.json"), filepath.Join(heldDir, "data.json")
 	base.Batch, base.LR, base.Rank, base.Alpha = o.Batch, o.LR, o.Rank, float64(2*o.Rank)
-	base.Threads, base.CacheDir, base.SaveEvery, base.Overwrite = o.Threads, "none", 0, true
+	base.Threads, base.Backend, base.CacheDir, base.SaveEvery, base.Overwrite = o.Threads, o.Backend, "none", 0, true
 	base.Warmup, base.Schedule = 10, "cosine"
 	for seed := 1; seed <= o.Seeds; seed++ {
 		runDir := filepath.Join(o.Out, "runs", fmt.Sprintf("seed%d", seed))
@@ -140,9 +146,20 @@ func Run(ctx context.Context, o Options, log io.Writer) (*Report, error) {
 		if err != nil {
 			return nil, err
 		}
-		for _, obj := range []string{"ce", "cal"} {
+		ar, err := auditSeed(ctx, rep, seed, filepath.Join(warm.Out, "adapter.gguf"), trainItems)
+		if err != nil {
+			return nil, err
+		}
+		rep.Audits = append(rep.Audits, ar)
+		fmt.Fprintf(log, "  seed %d audit: AUROC %.3f, precision %.2f at the %d corrupted; %d flagged at %g, %.1f%% of the held-out\n",
+			seed, ar.AUROC, ar.PrecAtK, ar.K, ar.Flagged, audit.DefaultThreshold, 100*ar.HeldRate)
+		// ce-clean: ce on the training data without the captions the audit flagged.
+		for _, obj := range []string{"ce", "cal", "ce-clean"} {
 			c := base
-			c.Objective, c.Steps, c.Seed = obj, o.Steps, uint64(seed)
+			c.Objective, c.Steps, c.Seed = strings.TrimSuffix(obj, "-clean"), o.Steps, uint64(seed)
+			if obj == "ce-clean" {
+				c.Data = ar.Clean
+			}
 			c.Warmup = 0
 			c.Out = filepath.Join(runDir, obj)
 			c.InitAdapter = filepath.Join(warm.Out, "adapter.gguf")
@@ -156,7 +173,7 @@ func Run(ctx context.Context, o Options, log io.Writer) (*Report, error) {
 			}
 			rep.Results = append(rep.Results, Result{Objective: obj, Seed: seed, Adapter: sum.Adapter,
 				ValLoss: sum.Val[len(sum.Val)-1].Loss, Curve: append(append([]float64(nil), warmCurve...), curve...)})
-			fmt.Fprintf(log, "  seed %d %-3s: held-out loss %.4f (%.1fs)\n", seed, obj, sum.Val[len(sum.Val)-1].Loss, sum.Seconds)
+			fmt.Fprintf(log, "  seed %d %-8s: held-out loss %.4f (%.1fs)\n", seed, obj, sum.Val[len(sum.Val)-1].Loss, sum.Seconds)
 		}
 	}
 	if err := evaluate(rep, o.Threads); err != nil {

@@ -72,3 +72,24 @@ func itoa3(i int) string {
 func imagePath(dir string, i int) string {
 	return filepath.Join(dir, tiny.ImageDir, itoa3(i)+".png")
 }
+
+// Corruption is one training caption the demo corrupted: the ground truth its audit is
+// measured against (task/train/corrupted.json).
+type Corruption struct {
+	ID         string `json:"id"`
+	Record     int    `json:"record"` // 1-based position in data.json
+	Caption    string `json:"caption"`
+	ImageShows string `json:"image_shows"`
+}
+
+// corruptions lists the noisy items, in dataset order.
+func corruptions(prefix string, items []item) []Corruption {
+	out := []Corruption{}
+	for i, it := range items {
+		if it.Noisy {
+			out = append(out, Corruption{ID: prefix + "-" + itoa3(i), Record: i + 1,
+				Caption: tiny.Describe(it.Label), ImageShows: tiny.Describe(it.Scene)})
+		}
+	}
+	return out
+}

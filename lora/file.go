@@ -169,10 +169,16 @@ func Read(path string) (*HostAdapter, error) {
 	if h.Alpha, err = f.Float32(keyAlpha); err != nil {
 		return nil, err
 	}
+	if math.IsNaN(float64(h.Alpha)) || math.IsInf(float64(h.Alpha), 0) {
+		return nil, fmt.Errorf("%s: %s is %v, not a finite number; the adapter is damaged", path, keyAlpha, h.Alpha)
+	}
 	for _, ti := range f.Tensors {
 		if !strings.HasSuffix(ti.Name, suffixA) {
 			if !strings.HasSuffix(ti.Name, suffixB) {
 				return nil, fmt.Errorf("%s: tensor %s is neither a .lora_a nor a .lora_b", path, ti.Name)
+			}
+			if _, ok := f.Tensor(strings.TrimSuffix(ti.Name, suffixB) + suffixA); !ok {
+				return nil, fmt.Errorf("%s: %s has no matching %s", path, ti.Name, strings.TrimSuffix(ti.Name, suffixB)+suffixA)
 			}
 			continue
 		}
@@ -199,6 +205,8 @@ func Read(path string) (*HostAdapter, error) {
 		if err != nil {
 			return nil, err
 		}
+		// A NaN or infinity would spread through every product it enters: the merged
+		// weights, or a training run started from this adapter.
 		for _, t := range []struct {
 			name string
 			v    []float32
@@ -213,6 +221,16 @@ func Read(path string) (*HostAdapter, error) {
 		return nil, fmt.Errorf("%s: the adapter has no lora_a/lora_b tensors", path)
 	}
 	return h, nil
+}
+
+// nonFinite returns the index of the first NaN or infinity in v, or -1.
+func nonFinite(v []float32) int {
+	for i, x := range v {
+		if math.IsNaN(float64(x)) || math.IsInf(float64(x), 0) {
+			return i
+		}
+	}
+	return -1
 }
 
 // Fits reports the first pair that does not match the decoder's weights: a base weight
@@ -234,14 +252,4 @@ func (h *HostAdapter) Fits(w *llava.Weights) error {
 		}
 	}
 	return nil
-}
-
-// nonFinite is the index of the first NaN or infinite value, or -1.
-func nonFinite(v []float32) int {
-	for i, x := range v {
-		if math.IsNaN(float64(x)) || math.IsInf(float64(x), 0) {
-			return i
-		}
-	}
-	return -1
 }

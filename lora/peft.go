@@ -40,7 +40,7 @@ const peftMaxConfig = 1 << 20
 // base model. BaseOf reads it from the model's GGUF; training code that has the hyper-
 // parameters can fill Arch, NHead and NHeadKV itself.
 type Base struct {
-	Arch           string // general.architecture: llama or qwen2
+	Arch           string // general.architecture: llama, qwen2 or qwen2vl
 	NHead, NHeadKV int    // attention heads and key/value heads
 	// Name is base_model_name_or_path for adapter_config.json.
 	Name string
@@ -61,6 +61,10 @@ type family struct {
 var families = map[string]family{
 	"llama": {prefix: "model", permuteQK: true},
 	"qwen2": {prefix: "model", permuteQK: false},
+	// Qwen2VLForConditionalGeneration (and Qwen2.5-VL's) keep the text layers under
+	// "model" before Transformers 4.52, under "model.language_model" since
+	// (--peft-prefix); the converter does not permute their q/k rows (NeoX pairs).
+	"qwen2vl": {prefix: "model", permuteQK: false},
 }
 
 // hfModules maps llama.cpp's target kinds to the Hugging Face modules of a decoder layer.

@@ -104,7 +104,7 @@ func tinyBase(t *testing.T, archName string) (string, Base) {
 // calft's merge writes. The Hugging Face weight is the tiny GGUF's weight with the
 // converter's permutation undone.
 func TestPEFTMergeEqualsHF(t *testing.T) {
-	for _, archName := range []string{tiny.ArchLlama, tiny.ArchQwen2} {
+	for _, archName := range []string{tiny.ArchLlama, tiny.ArchQwen2, tiny.ArchQwen2VL} {
 		t.Run(archName, func(t *testing.T) {
 			model, b := tinyBase(t, archName)
 			h := randomAdapter(t, b, 4, 8, 1)
@@ -133,7 +133,7 @@ func TestPEFTMergeEqualsHF(t *testing.T) {
 			if maxDiff > 1e-6 {
 				t.Errorf("max abs difference %g", maxDiff)
 			}
-			if wantPermuted := map[string]int{"llama": 2 * tiny.NLayer, "qwen2": 0}[archName]; permuted != wantPermuted {
+			if wantPermuted := map[string]int{"llama": 2 * tiny.NLayer, "qwen2": 0, "qwen2vl": 0}[archName]; permuted != wantPermuted {
 				t.Errorf("%d weights permuted, want %d", permuted, wantPermuted)
 			}
 			// The adapter read back from the PEFT folder merges to the same bytes.

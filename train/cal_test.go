@@ -15,8 +15,14 @@ import (
 // calFixture is the tiny model and dataset opened as training would open them.
 func calFixture(t *testing.T) (*Env, []data.Record) {
 	t.Helper()
+	return calFixtureWith(t, tiny.Options{Seed: 21})
+}
+
+// calFixtureWith is calFixture for a tiny model generated with options o.
+func calFixtureWith(t *testing.T, o tiny.Options) (*Env, []data.Record) {
+	t.Helper()
 	dir := t.TempDir()
-	if err := tiny.Generate(dir, 21); err != nil {
+	if err := tiny.GenerateWith(dir, o); err != nil {
 		t.Fatal(err)
 	}
 	env, err := OpenEnv(EnvOptions{Model: filepath.Join(dir, "base.gguf"), Mmproj: filepath.Join(dir, "mmproj.gguf"), ImageDir: dir, Threads: 2})
@@ -108,7 +114,22 @@ func relDiff(a, b float64) float64 {
 }
 
 func TestCALMatchesReference(t *testing.T) {
-	env, recs := calFixture(t)
+	for _, c := range []struct {
+		name string
+		o    tiny.Options
+	}{
+		{"llama", tiny.Options{Seed: 21}},
+		// M-RoPE: the hidden rows' positions (time, height, width) in the shared pair.
+		{"qwen2vl", tiny.Options{Seed: 21, Arch: tiny.ArchQwen2VL}},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			env, recs := calFixtureWith(t, c.o)
+			checkCALMatchesReference(t, env, recs)
+		})
+	}
+}
+
+func checkCALMatchesReference(t *testing.T, env *Env, recs []data.Record) {
 	// Multi-turn samples (every fourth), text-only ones (the last two) and plain ones.
 	batch, samples, rows, targets := packed(t, env, []data.Record{recs[0], recs[3], recs[5], recs[len(recs)-1]})
 	// The defaults clamp an untrained model's small Δ to 1 everywhere; a wide range

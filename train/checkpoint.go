@@ -37,6 +37,9 @@ type checkpointState struct {
 	Config  Config `json:"config"`
 	// DataDigest identifies the built samples, so a resume on changed data is refused.
 	DataDigest string `json:"data_digest"`
+	// Ranks is the number of processes of a data-parallel run (absent: one); a run
+	// resumes only with as many, since they fix the global batch and the data order.
+	Ranks int `json:"ranks,omitempty"`
 }
 
 func checkpointRoot(out string) string { return filepath.Join(out, checkpointsDir) }

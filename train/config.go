@@ -49,6 +49,7 @@ type Config struct {
 	// BackwardWeights and NoImageWeights trade memory for speed (see FastWeights); the
 	// copies round differently, so a resumed run must keep them.
 	BackwardWeights string `mapstructure:"backward-weights" json:"backward_weights" help:"how the backward pass multiplies with the frozen matrices: auto (bf16 copies for an F32/F16/BF16 base when memory allows, else tiled), bf16 or f32 (transposed copies), tiled (no copy: each matrix dequantized a BF16 tile at a time), tiled-f32, or autodiff (ggml's slower out_prod)"`
+	ForwardWeights  string `mapstructure:"forward-weights" json:"forward_weights" help:"how the forward pass multiplies with frozen quantized or F16 matrices on the CPU: auto (bf16 for quantized and F16 bases where the CPU has BF16 dot products), native (ggml's product on the stored type) or bf16 (each matrix dequantized to BF16 just before its products)"`
 	NoImageWeights  string `mapstructure:"no-image-weights" json:"no_image_weights" help:"frozen matrices of CAL's image-absent pass: auto (q8_0 copies for an F32/F16/BF16 base), q8_0, or f32 (the model's own)"`
 	Merge           bool   `mapstructure:"merge" json:"merge" resume:"free" help:"also write merged.gguf (base + adapter)"`
 	// Recompute and MaxMemory trade speed for memory; the gradients are the same.
@@ -66,11 +67,11 @@ type EnvConfig struct {
 	Model    string `mapstructure:"model" json:"model" resume:"file" help:"GGUF text model (required)"`
 	Mmproj   string `mapstructure:"mmproj" json:"mmproj" resume:"file" help:"GGUF vision projector paired with the model (required for images and for the CAL objective)"`
 	ImageDir string `mapstructure:"image-dir" json:"image_dir" resume:"file" help:"folder image paths are relative to (default: the data file's folder)"`
-	Template string `mapstructure:"template" json:"template" help:"chat template: a llama.cpp name (chatml, vicuna, llama3, …) or template text (default: the model's)"`
+	Template string `mapstructure:"template" json:"template" help:"chat template: a llama.cpp name (chatml, vicuna, llama3, …), llava15 (LLaVA-1.5's own format, rendered by calft) or template text (default: the model's)"`
 	CacheDir string `mapstructure:"cache-dir" json:"cache_dir" resume:"free" help:"image embedding cache (default: the user cache folder; \"none\": memory only)"`
 	MaxRows  int    `mapstructure:"max-rows" json:"max_rows" help:"longest sample in rows, tokens plus image rows (0: the model's context)"`
 	Threads  int    `mapstructure:"threads" json:"threads" resume:"free" help:"CPU threads (0: all cores)"`
-	Backend  string `mapstructure:"backend" json:"backend" resume:"free" help:"compute backend: cpu, or auto for the best device present"`
+	Backend  string `mapstructure:"backend" json:"backend" resume:"free" help:"compute backend: cpu, cuda, vulkan, metal, blas (the device, with the CPU for the ops it lacks), a device name (CUDA1), or auto (the first GPU whose library is present, else the CPU); see calft info --backends"`
 }
 
 // DefaultEnv are the shared options' defaults.
@@ -86,7 +87,7 @@ func Defaults() Config {
 		LR: 2e-4, Beta1: 0.9, Beta2: 0.999, Eps: 1e-8, WeightDecay: 0,
 		Warmup: 0, Schedule: "cosine", Clip: 1.0, Seed: 42,
 		ValEvery: 0, SaveEvery: 100,
-		BackwardWeights: "auto", NoImageWeights: "auto", Recompute: "auto",
+		BackwardWeights: "auto", ForwardWeights: "auto", NoImageWeights: "auto", Recompute: "auto",
 	}
 }
 
@@ -102,10 +103,8 @@ func (e *EnvConfig) Validate() []string {
 	if err := ggml.CheckThreads(e.Threads); err != nil {
 		errs = append(errs, err.Error())
 	}
-	switch e.Backend {
-	case "cpu", "auto":
-	default:
-		errs = append(errs, fmt.Sprintf("--backend %q: use cpu or auto", e.Backend))
+	if e.Backend == "" {
+		errs = append(errs, "--backend is empty: use cpu, cuda, vulkan, metal, blas, auto or a device name (calft info --backends lists them)")
 	}
 	return errs
 }
@@ -201,6 +200,7 @@ func (c *Config) validateChoices() []string {
 	choice("schedule", c.Schedule, "cosine", "linear", "constant")
 	choice("on-error", c.OnError, "skip", "fail")
 	choice("backward-weights", c.BackwardWeights, "auto", "bf16", "f32", "tiled", "tiled-f32", "autodiff")
+	choice("forward-weights", c.ForwardWeights, "auto", "native", "bf16")
 	choice("recompute", c.Recompute, "auto", "on", "off")
 	if c.MaxMemory != "" && c.MaxMemory != "0" {
 		if _, err := ParseBytes(c.MaxMemory); err != nil {

@@ -48,9 +48,11 @@ func TestTransposedBackwardMatchesAutodiff(t *testing.T) {
 }
 
 // TestTransposedBackwardMatchesFiniteDifferences runs the finite-difference check with
-// the BF16 copies training uses by default.
+// the BF16 copies training uses by default, on llama and on qwen2vl (M-RoPE).
 func TestTransposedBackwardMatchesFiniteDifferences(t *testing.T) {
 	m, be, s := tinySample(t)
+	checkLoRAGradients(t, m, be, s, cal.CAL, withCopies("bf16", ""))
+	m, be, s = tinySampleWith(t, tiny.Options{Seed: 11, Arch: tiny.ArchQwen2VL}, llava.LoadOptions{})
 	checkLoRAGradients(t, m, be, s, cal.CAL, withCopies("bf16", ""))
 }
 

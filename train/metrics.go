@@ -18,6 +18,10 @@ type Metrics struct {
 	GradNorm     float64  `json:"grad_norm"`
 	TokensPerSec float64  `json:"tokens_per_s"`
 	ValLoss      *float64 `json:"val_loss,omitempty"`
+	// SyncSec is the step's time spent exchanging gradients and statistics between the
+	// ranks of a data-parallel job: host copies and allreduces, including waits for the
+	// slowest rank (absent when alone).
+	SyncSec float64 `json:"sync_s,omitempty"`
 }
 
 // ValPoint is a validation loss measured after Step optimizer steps.
@@ -40,6 +44,11 @@ type Summary struct {
 	Seconds      float64    `json:"seconds"`
 	TokensPerSec float64    `json:"tokens_per_s"`
 	Resumed      int        `json:"resumed_from_step"`
+	Ranks        int        `json:"ranks,omitempty"` // of a data-parallel job (absent when alone)
+	// Backend is where the steps ran; NodesOn, beside a device, how many graph nodes ran
+	// on the device and how many on the CPU fallback (this process, since it started).
+	Backend string         `json:"backend"`
+	NodesOn map[string]int `json:"nodes_on,omitempty"`
 }
 
 // metricsFile appends one JSON line per step to OUT/metrics.jsonl.

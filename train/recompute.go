@@ -25,6 +25,12 @@ import (
 //     the last block's output;
 //   - one per block, from the last to the first: the block from its checkpoint,
 //     differentiated, adding its LoRA gradients and passing its input's gradient down.
+//
+// With keep > 0 the top keep blocks are not recomputed: the forward graph stops below
+// them, and in place of top one differentiated graph runs them from their checkpoint
+// with the loss, as the single graph would (their activations alive together). The
+// extra forward then covers the lower blocks only: faster, for the memory of keep
+// blocks' activations.
 type recompute struct {
 	Shape Shape
 	Loss  cal.Loss
@@ -39,7 +45,10 @@ type recompute struct {
 	in       *llava.Inputs
 	pair     *llava.PairInputs
 	li       *cal.LossInputs
-	ck       []ggml.Tensor    // block inputs [n_embd, T]; ck[NLayer] is the last output
+	keep     int              // top blocks not recomputed
+	ck       []ggml.Tensor    // block inputs [n_embd, T] of blocks 0 … NLayer−keep (the last: an output)
+	ckHidden ggml.Tensor      // with keep > 0 and the CAL pair: the image-absent rows at block NLayer−keep
+	zNoImg   ggml.Tensor      // with keep > 0 and CAL's two full passes: the image-absent target logits
 	dy       [2]ggml.Tensor   // gradients passed down, used in turn
 	det      *cal.Detacher    // the loss's read-back values and its gradient of H
 	parts    []*recomputePart // forward, top, then blocks NLayer−1 … 0
@@ -56,22 +65,44 @@ type recomputePart struct {
 
 func (p *recomputePart) close() { p.ctx.Close() }
 
+// differentiate adds the backward pass from the part's seed, its LoRA gradients added
+// into accs (nil: none), the seed's gradient set from the host before each compute.
+func (p *recomputePart) differentiate(accs map[ggml.Tensor]ggml.Tensor) {
+	p.g.BuildBackwardInto(p.ctx, accs)
+	avoidInplaceRMSNormBack(p.g)
+	p.g.GradAcc(p.seed).SetInput()
+}
+
+// rewriteFrozen sends the part's products through frozen weights to calft's kernels and
+// copies (see StepGraph.rewrite); none may be left to out_prod.
+func (p *recomputePart) rewriteFrozen(dec *llava.Decoder, cpu bool) error {
+	fp := frozenProducts(dec)
+	p.g.RewriteOutProds(p.ctx, fp, cpu)
+	if left := FrozenOutProds(p.g, fp); left > 0 {
+		return fmt.Errorf("%d backward products through frozen weights were left to out_prod", left)
+	}
+	return nil
+}
+
 // newRecompute builds the graphs of a shape (which must have Backward).
-func newRecompute(be *ggml.Backend, dec *llava.Decoder, opt *Optimizer, sh Shape, co cal.Options, al *Allocator) (*recompute, error) {
-	return buildRecompute(be, dec, opt, sh, co, al, false)
+func newRecompute(be *ggml.Backend, dec *llava.Decoder, opt *Optimizer, sh Shape, co cal.Options, al *Allocator, keep int) (*recompute, error) {
+	return buildRecompute(be, dec, opt, sh, co, al, keep, false)
 }
 
 // newRecomputeMeasured builds the graphs without allocating what lives across them:
 // enough to measure their compute buffers.
-func newRecomputeMeasured(be *ggml.Backend, dec *llava.Decoder, opt *Optimizer, sh Shape, co cal.Options, al *Allocator) (*recompute, error) {
-	return buildRecompute(be, dec, opt, sh, co, al, true)
+func newRecomputeMeasured(be *ggml.Backend, dec *llava.Decoder, opt *Optimizer, sh Shape, co cal.Options, al *Allocator, keep int) (*recompute, error) {
+	return buildRecompute(be, dec, opt, sh, co, al, keep, true)
 }
 
-func buildRecompute(be *ggml.Backend, dec *llava.Decoder, opt *Optimizer, sh Shape, co cal.Options, al *Allocator, measure bool) (*recompute, error) {
+func buildRecompute(be *ggml.Backend, dec *llava.Decoder, opt *Optimizer, sh Shape, co cal.Options, al *Allocator, keep int, measure bool) (*recompute, error) {
 	if sh.Rows <= 0 || sh.Scored <= 0 || !sh.Backward || opt == nil {
 		return nil, fmt.Errorf("a recomputing step needs rows, scored rows and the optimizer (got %d, %d)", sh.Rows, sh.Scored)
 	}
-	r := &recompute{Shape: sh, hp: dec.HP, be: be, alloc: al, det: cal.NewDetacher(16)}
+	if keep < 0 || keep >= dec.HP.NLayer {
+		return nil, fmt.Errorf("a recomputing step keeps 0 to %d of its %d blocks, not %d", dec.HP.NLayer-1, dec.HP.NLayer, keep)
+	}
+	r := &recompute{Shape: sh, hp: dec.HP, be: be, alloc: al, keep: keep, det: cal.NewDetacher(16)}
 	if err := r.buildState(dec, co, measure); err != nil {
 		r.close()
 		return nil, err
@@ -83,8 +114,17 @@ func buildRecompute(be *ggml.Backend, dec *llava.Decoder, opt *Optimizer, sh Sha
 		return nil, err
 	}
 	train.Checkpoint = nil
-	r.parts = append(r.parts, r.buildTop(&train))
-	for il := dec.HP.NLayer - 1; il >= 0; il-- {
+	if keep == 0 {
+		r.parts = append(r.parts, r.buildTop(&train))
+	} else {
+		p, err := r.buildUpper(&train, opt)
+		if err != nil {
+			r.close()
+			return nil, err
+		}
+		r.parts = append(r.parts, p)
+	}
+	for il := r.top() - 1; il >= 0; il-- {
 		p, err := r.buildBlock(&train, opt, il)
 		if err != nil {
 			r.close()
@@ -112,8 +152,14 @@ func (r *recompute) buildState(dec *llava.Decoder, co cal.Options, measure bool)
 		r.pair = llava.NewPairInputs(r.state, r.in, sh.Hidden, sh.Kept)
 	}
 	r.li = cal.NewLossInputs(r.state, sh.Scored, hp.NVocab, sh.LossBlock, co)
-	for il := 0; il <= hp.NLayer; il++ {
+	for il := 0; il <= r.top(); il++ {
 		r.ck = append(r.ck, r.state.NewTensor(ggml.TypeF32, hp.NEmbd, sh.Rows).SetName(fmt.Sprintf("checkpoint %d", il)))
+	}
+	switch {
+	case r.keep > 0 && r.pair != nil:
+		r.ckHidden = r.state.NewTensor(ggml.TypeF32, hp.NEmbd, sh.Hidden).SetName("checkpoint image-absent rows")
+	case r.keep > 0 && calPass:
+		r.zNoImg = r.state.NewTensor(ggml.TypeF32, 1, sh.Scored).SetName("image-absent target logits")
 	}
 	r.dy[0] = r.state.NewTensor(ggml.TypeF32, hp.NEmbd, sh.Rows).SetName("block output gradient a")
 	r.dy[1] = r.state.NewTensor(ggml.TypeF32, hp.NEmbd, sh.Rows).SetName("block output gradient b")
@@ -133,7 +179,11 @@ func (r *recompute) newPart(size int, grads bool) *recomputePart {
 	return &recomputePart{ctx: ctx, g: ctx.NewGraph(size, grads)}
 }
 
-// buildForward is the forward graph: the passes, the checkpoints and the loss.
+// top is the first block not recomputed (NLayer without keep).
+func (r *recompute) top() int { return r.hp.NLayer - r.keep }
+
+// buildForward is the forward graph: the passes, the checkpoints and the loss — or,
+// with keep > 0, the passes up to the kept blocks.
 func (r *recompute) buildForward(dec *llava.Decoder) error {
 	sh := r.Shape
 	size := 2*llava.GraphSize(dec.HP.NLayer) + 64*(sh.Scored/r.li.Block+1)
@@ -141,27 +191,86 @@ func (r *recompute) buildForward(dec *llava.Decoder) error {
 	r.parts = append(r.parts, p)
 	ctx := p.ctx
 	dec.Checkpoint = func(c *ggml.Context, il int, x ggml.Tensor) { p.g.Expand(c.Cpy(x, r.ck[il])) }
+	if r.keep > 0 {
+		r.buildLower(dec, p)
+	} else {
+		var pass cal.Passes
+		switch {
+		case r.pair != nil:
+			pass.H, pass.ZImg, pass.ZNoImg = dec.ForwardPair(ctx, r.in, r.pair, r.li.Targets)
+		case sh.Obj == cal.CAL:
+			hNo := dec.Forward(ctx, r.in, true) // the image-absent stream keeps no checkpoints
+			pass.H = dec.Forward(ctx, r.in, false)
+			pass.ZImg, pass.ZNoImg = dec.TargetLogits(ctx, pass.H, r.li.Targets), dec.TargetLogits(ctx, hNo, r.li.Targets)
+		default:
+			pass.H = dec.Forward(ctx, r.in, false)
+		}
+		expandPasses(p.g, pass)
+		p.drops = takeDrops(dec)
+		r.Loss = cal.Build(ctx, p.g, r.det, sh.Obj, dec.Head(), pass, r.li, true)
+	}
+	// Forward only, but the forward rewrites (LoRA's small-rank kernel, BF16 products)
+	// still apply.
+	p.g.RewriteOutProds(ctx, ggml.FrozenProducts{Forward: forwardBF16(dec)}, r.be.IsCPU())
+	return nil
+}
+
+// expandPasses adds the passes' results to g, CAL's target logits first.
+func expandPasses(g *ggml.Graph, pass cal.Passes) {
+	if !pass.ZNoImg.Nil() {
+		g.Expand(pass.ZNoImg)
+		g.Expand(pass.ZImg)
+	}
+	g.Expand(pass.H)
+}
+
+// buildLower adds to p the passes below the kept blocks: the checkpoints, and what the
+// kept blocks' graph needs of CAL's image-absent pass.
+func (r *recompute) buildLower(dec *llava.Decoder, p *recomputePart) {
+	ctx := p.ctx
+	switch {
+	case r.pair != nil:
+		_, xh := dec.Lower(ctx, r.in, r.pair, r.top())
+		p.g.Expand(ctx.Cpy(xh, r.ckHidden))
+	case r.Shape.Obj == cal.CAL:
+		hNo := dec.Forward(ctx, r.in, true)
+		z := dec.TargetLogits(ctx, hNo, r.li.Targets)
+		p.g.Expand(ctx.Cpy(ctx.Reshape(ctx.Cont(z), 1, r.Shape.Scored), r.zNoImg))
+		dec.Lower(ctx, r.in, nil, r.top())
+	default:
+		dec.Lower(ctx, r.in, nil, r.top())
+	}
+	p.drops = takeDrops(dec)
+}
+
+// buildUpper is the kept blocks from their checkpoint with the loss, differentiated as
+// the single graph is: it adds their LoRA gradients and writes the gradient of the
+// input of the block below them.
+func (r *recompute) buildUpper(dec *llava.Decoder, opt *Optimizer) (*recomputePart, error) {
+	sh := r.Shape
+	p := r.newPart(2*llava.GraphSize(r.keep)+64*(sh.Scored/r.li.Block+1)+2048, true)
+	ctx := p.ctx
+	x := r.ck[r.top()].SetParam()
 	var pass cal.Passes
 	switch {
 	case r.pair != nil:
-		pass.H, pass.ZImg, pass.ZNoImg = dec.ForwardPair(ctx, r.in, r.pair, r.li.Targets)
+		pass.H, pass.ZImg, pass.ZNoImg = dec.Upper(ctx, r.in, r.pair, r.top(), x, r.ckHidden, r.li.Targets)
 	case sh.Obj == cal.CAL:
-		hNo := dec.Forward(ctx, r.in, true) // the image-absent stream keeps no checkpoints
-		pass.H = dec.Forward(ctx, r.in, false)
-		pass.ZImg, pass.ZNoImg = dec.TargetLogits(ctx, pass.H, r.li.Targets), dec.TargetLogits(ctx, hNo, r.li.Targets)
+		pass.H, _, _ = dec.Upper(ctx, r.in, nil, r.top(), x, ggml.Tensor{}, r.li.Targets)
+		pass.ZImg, pass.ZNoImg = dec.TargetLogits(ctx, pass.H, r.li.Targets), r.zNoImg
 	default:
-		pass.H = dec.Forward(ctx, r.in, false)
+		pass.H, _, _ = dec.Upper(ctx, r.in, nil, r.top(), x, ggml.Tensor{}, r.li.Targets)
 	}
-	if sh.Obj == cal.CAL {
-		p.g.Expand(pass.ZNoImg)
-		p.g.Expand(pass.ZImg)
-	}
-	p.g.Expand(pass.H)
+	expandPasses(p.g, pass)
 	p.drops = takeDrops(dec)
 	r.Loss = cal.Build(ctx, p.g, r.det, sh.Obj, dec.Head(), pass, r.li, true)
-	// Forward only, but the forward rewrites (LoRA's small-rank kernel) still apply.
-	p.g.RewriteOutProds(ctx, ggml.FrozenProducts{}, r.be.IsCPU())
-	return nil
+	p.seed = r.Loss.Seed
+	p.differentiate(opt.Accs)
+	p.g.Expand(ctx.Cpy(p.g.Grad(x), r.dy[0]))
+	if err := p.rewriteFrozen(dec, r.be.IsCPU()); err != nil {
+		return nil, fmt.Errorf("the kept blocks: %w", err)
+	}
+	return p, nil
 }
 
 // buildTop is the output norm from the last checkpoint, seeded with the loss's gradient
@@ -172,9 +281,7 @@ func (r *recompute) buildTop(dec *llava.Decoder) *recomputePart {
 	h := dec.Final(p.ctx, x, r.in)
 	p.seed = p.ctx.Sum(p.ctx.Mul(h, r.Loss.DH)).SetLoss()
 	p.g.Expand(p.seed)
-	p.g.BuildBackwardInto(p.ctx, nil)
-	avoidInplaceRMSNormBack(p.g)
-	p.g.GradAcc(p.seed).SetInput()
+	p.differentiate(nil)
 	p.g.Expand(p.ctx.Cpy(p.g.Grad(x), r.dy[0]))
 	return p
 }
@@ -188,21 +295,17 @@ func (r *recompute) buildBlock(dec *llava.Decoder, opt *Optimizer, il int) (*rec
 	if il > 0 {
 		x.SetParam()
 	}
-	k := dec.HP.NLayer - 1 - il // blocks done before this one
+	k := r.top() - 1 - il // blocks done before this one
 	y := dec.Layer(p.ctx, il, x, r.in)
 	p.drops = takeDrops(dec)
 	p.seed = p.ctx.Sum(p.ctx.Mul(y, r.dy[k%2])).SetLoss()
 	p.g.Expand(p.seed)
-	p.g.BuildBackwardInto(p.ctx, opt.Accs)
-	avoidInplaceRMSNormBack(p.g)
-	p.g.GradAcc(p.seed).SetInput()
+	p.differentiate(opt.Accs)
 	if il > 0 {
 		p.g.Expand(p.ctx.Cpy(p.g.Grad(x), r.dy[(k+1)%2]))
 	}
-	fp := frozenProducts(dec)
-	p.g.RewriteOutProds(p.ctx, fp, r.be.IsCPU())
-	if left := FrozenOutProds(p.g, fp); left > 0 {
-		return nil, fmt.Errorf("block %d: %d backward products through frozen weights were left to out_prod", il, left)
+	if err := p.rewriteFrozen(dec, r.be.IsCPU()); err != nil {
+		return nil, fmt.Errorf("block %d: %w", il, err)
 	}
 	return p, nil
 }

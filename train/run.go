@@ -27,6 +27,9 @@ type Options struct {
 	// CrashInCheckpoint kills the process (SIGKILL) halfway through writing the
 	// checkpoint of this step (tests); 0: never.
 	CrashInCheckpoint int
+	// Comm is the data-parallel job this process is a rank of (see dist.go); nil: alone.
+	Comm  Comm
+	Fault Fault // a rank that fails at a step (tests)
 }
 
 // Run trains a LoRA adapter as configured. It returns ErrInterrupted (wrapped) when ctx
@@ -45,27 +48,32 @@ func Run(ctx context.Context, c Config, o Options) (*Summary, error) {
 		t0 := time.Now()
 		r.tr.ZeroGrad()
 		var s stepStats
+		n, k := r.ranks(), r.rank()
 		for micro := 0; micro < c.Accum; micro++ {
-			b, err := r.env.Pack(r.order.pick(r.ds.Train, c.Batch, c.Accum, step, micro))
+			g := micro*n + k // this rank's micro-batches of the step's Accum·n (dist.go)
+			b, err := r.env.Pack(r.order.pick(r.ds.Train, c.Batch, c.Accum*n, step, g))
 			if err != nil {
 				return nil, err
 			}
-			m, err := r.tr.Accumulate(b, c.Seed^uint64(step*c.Accum+micro+1)*0x9e3779b97f4a7c15)
+			m, err := r.tr.Accumulate(b, c.Seed^uint64(step*c.Accum*n+g+1)*0x9e3779b97f4a7c15)
 			if err != nil {
 				return nil, err
 			}
-			if err := s.add(m, b); err != nil {
+			if err := r.share(&s, m, b, step, micro); err != nil {
 				return nil, r.failed(step, err)
 			}
 		}
-		norm, err := r.tr.Update(r.adamw(step), c.Accum, c.Clip)
+		norm, err := r.update(step)
 		if err != nil {
 			return nil, r.failed(step, err)
 		}
 		if err := r.record(step, &s, norm, time.Since(t0)); err != nil {
 			return nil, err
 		}
-		stop := ctx.Err() != nil || (o.StopAfter > 0 && step+1 == o.StopAfter)
+		stop, err := r.agreeStop(ctx.Err() != nil || (o.StopAfter > 0 && step+1 == o.StopAfter))
+		if err != nil {
+			return nil, err
+		}
 		if err := r.checkpoint(step, stop); err != nil {
 			return r.sum, err
 		}
@@ -106,8 +114,12 @@ func (r *run) failed(step int, err error) error {
 	if dir, _ := latestCheckpoint(r.c.Out); dir != "" {
 		where = "the last good checkpoint is " + dir
 	}
-	return fmt.Errorf("step %d: %v; training stopped and nothing of this step was applied; %s (lower --lr, or check the data)",
+	msg := fmt.Errorf("step %d: %v; training stopped and nothing of this step was applied; %s (lower --lr, or check the data)",
 		step+1, err, where)
+	if re, ok := err.(*RanksError); ok {
+		return &RanksError{Err: msg, Failed: re.Failed} // every rank stops here alike
+	}
+	return msg
 }
 
 // record writes a step's metrics line (with a validation loss when one is due) and
@@ -115,8 +127,8 @@ func (r *run) failed(step int, err error) error {
 func (r *run) record(step int, s *stepStats, norm float64, took time.Duration) error {
 	c := &r.c
 	r.tokens += s.tokens
-	m := Metrics{Step: step + 1, Epoch: float64((step+1)*c.Batch*c.Accum) / float64(len(r.ds.Train)), LR: r.adamw(step).LR,
-		Loss: s.loss / float64(c.Accum), GradNorm: norm, TokensPerSec: float64(s.tokens) / took.Seconds()}
+	m := Metrics{Step: step + 1, Epoch: float64((step+1)*c.Batch*c.Accum*r.ranks()) / float64(len(r.ds.Train)), LR: r.adamw(step).LR,
+		Loss: s.loss / float64(c.Accum), GradNorm: norm, TokensPerSec: float64(s.tokens) / took.Seconds(), SyncSec: r.dp.takeSync()}
 	if s.wN > 0 {
 		m.CALWeight = s.wSum / float64(s.wN)
 	}
@@ -125,15 +137,17 @@ func (r *run) record(step int, s *stepStats, norm float64, took time.Duration) e
 	}
 	r.sum.LastLoss = m.Loss
 	if len(r.ds.Val) > 0 && ((c.ValEvery > 0 && (step+1)%c.ValEvery == 0) || step+1 == r.total) {
-		v, err := crossEntropy(r.env, r.tr, r.ds.Val)
+		v, err := r.valLoss()
 		if err != nil {
 			return err
 		}
 		m.ValLoss = &v
 		r.sum.Val = append(r.sum.Val, ValPoint{step + 1, v})
 	}
-	if err := r.metrics.write(m); err != nil {
-		return err
+	if r.lead() {
+		if err := r.metrics.write(m); err != nil {
+			return err
+		}
 	}
 	r.progress.Set(step+1, fmt.Sprintf("loss %.4f | %.0f tok/s", m.Loss, m.TokensPerSec))
 	return nil
@@ -146,7 +160,7 @@ func (r *run) checkpoint(step int, stop bool) error {
 	if !stop && !(c.SaveEvery > 0 && (step+1)%c.SaveEvery == 0 && step+1 < r.total) {
 		return nil
 	}
-	dir, err := saveCheckpoint(c.Out, r.env.Model.HP.Arch, r.tr.Adapter, r.tr.Opt, r.state(step+1), r.crashHook(step+1))
+	dir, err := r.save(step + 1)
 	if err != nil || !stop {
 		return err
 	}
@@ -165,7 +179,11 @@ func (r *run) crashHook(step int) func() {
 
 // state is what a checkpoint after step optimizer steps records.
 func (r *run) state(step int) checkpointState {
-	return checkpointState{Step: step, OptStep: r.tr.Opt.Step, Total: r.total, Config: r.c, DataDigest: r.digest}
+	st := checkpointState{Step: step, OptStep: r.tr.Opt.Step, Total: r.total, Config: r.c, DataDigest: r.digest}
+	if r.ranks() > 1 {
+		st.Ranks = r.ranks()
+	}
+	return st
 }
 
 // objective is the run's parsed objective (Validate accepted it).

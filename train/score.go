@@ -81,66 +81,119 @@ type ScoreResult struct {
 // writes one JSON line per supervised token (TokenScore) to c.Out and, with c.HTML, a
 // page shading each answer's tokens by weight. Both files appear atomically.
 func ScoreData(ctx context.Context, c ScoreConfig, log io.Writer) (*ScoreResult, error) {
-	if err := c.Validate(); err != nil {
+	return ScoreShared(ctx, Single, c, log)
+}
+
+// ScoreShared is ScoreData as a rank of a data-parallel job: rank k of n scores every
+// n-th record from the k-th, and rank 0 writes the files in the input order, the same
+// bytes one process writes.
+func ScoreShared(ctx context.Context, comm Comm, c ScoreConfig, log io.Writer) (*ScoreResult, error) {
+	if err := agree(comm, c.Validate()); err != nil {
 		return nil, err
 	}
 	// Refused before any work: scoring a large dataset and then failing to write, or
 	// writing over the dataset, would lose the user's time or data.
-	if err := fsutil.CheckOutputs([]fsutil.Path{{Flag: "--out", Path: c.Out}, {Flag: "--html", Path: c.HTML}},
-		[]fsutil.Path{{Flag: "--data", Path: c.Data}, {Flag: "--model", Path: c.Model}, {Flag: "--mmproj", Path: c.Mmproj}, {Flag: "--lora", Path: c.Lora}}); err != nil {
+	var err error
+	if comm.Rank() == 0 {
+		err = fsutil.CheckOutputs([]fsutil.Path{{Flag: "--out", Path: c.Out}, {Flag: "--html", Path: c.HTML}},
+			[]fsutil.Path{{Flag: "--data", Path: c.Data}, {Flag: "--model", Path: c.Model}, {Flag: "--mmproj", Path: c.Mmproj}, {Flag: "--lora", Path: c.Lora}})
+	}
+	if err := agree(comm, err); err != nil {
 		return nil, err
 	}
 	recs, err := data.Load(c.Data)
-	if err != nil {
-		return nil, err
-	}
-	if c.Limit > 0 && c.Limit < len(recs) {
+	if err == nil && c.Limit > 0 && c.Limit < len(recs) {
 		recs = recs[:c.Limit]
 	}
-	sc, err := NewScorer(c.EnvConfig, c.Data, c.Lora, c.Options)
-	if err != nil {
+	var sc *Scorer
+	if err == nil {
+		sc, err = NewScorer(c.EnvConfig, c.Data, c.Lora, c.Options)
+	}
+	if err := agree(comm, err); err != nil {
+		if sc != nil {
+			sc.Close()
+		}
 		return nil, err
 	}
 	defer sc.Close()
-	var lines bytes.Buffer
-	var page []report.ScoredSample
-	res := &ScoreResult{}
-	enc := json.NewEncoder(&lines)
-	bar := progress.New(log, len(recs), "scoring")
-	for i := range recs {
+	mine, err := scoreShard(ctx, comm, sc, recs, &c, log)
+	if err := agree(comm, err); err != nil {
+		return nil, err
+	}
+	all, err := gatherScores(comm, mine)
+	if err != nil {
+		return nil, err
+	}
+	res := &ScoreResult{Samples: len(recs)}
+	if comm.Rank() == 0 {
+		err = writeScores(&c, all, res)
+	}
+	return res, agree(comm, err)
+}
+
+// scoredRecord is what scoring one record gives: its JSON lines and, for the HTML
+// page, its shaded answers.
+type scoredRecord struct {
+	Index  int
+	Lines  []byte
+	Tokens int
+	Page   *report.ScoredSample
+}
+
+// scoreShard scores this rank's records (all of them alone), in order.
+func scoreShard(ctx context.Context, comm Comm, sc *Scorer, recs []data.Record, c *ScoreConfig, log io.Writer) ([]scoredRecord, error) {
+	n, k := comm.Size(), comm.Rank()
+	var out []scoredRecord
+	bar := progress.New(log, (len(recs)-k+n-1)/n, "scoring")
+	for i := k; i < len(recs); i += n {
 		if err := ctx.Err(); err != nil {
-			return nil, fmt.Errorf("scoring stopped after %d of %d samples; %s was not written", i, len(recs), c.Out)
+			return nil, fmt.Errorf("scoring stopped after %d of %d samples; %s was not written", len(out), len(recs), c.Out)
 		}
 		s, scores, err := sc.ScoreRecord(&recs[i])
 		if err != nil {
 			return nil, err
 		}
+		var lines bytes.Buffer
+		enc := json.NewEncoder(&lines)
 		for _, ts := range scores {
 			if err := enc.Encode(ts); err != nil {
 				return nil, err
 			}
 		}
-		res.Tokens += len(scores)
-		if c.HTML != "" && (c.HTMLSamples <= 0 || len(page) < c.HTMLSamples) {
-			page = append(page, scoredSample(&recs[i], s, scores))
+		sr := scoredRecord{Index: i, Lines: lines.Bytes(), Tokens: len(scores)}
+		if c.HTML != "" && (c.HTMLSamples <= 0 || i < c.HTMLSamples) {
+			p := scoredSample(&recs[i], s, scores)
+			sr.Page = &p
 		}
+		out = append(out, sr)
 		bar.Add(1, "")
 	}
 	bar.Finish()
-	res.Samples = len(recs)
+	return out, nil
+}
+
+// writeScores writes the records' lines and page, in the input order.
+func writeScores(c *ScoreConfig, all []scoredRecord, res *ScoreResult) error {
+	var lines bytes.Buffer
+	var page []report.ScoredSample
+	for _, sr := range all {
+		lines.Write(sr.Lines)
+		res.Tokens += sr.Tokens
+		if sr.Page != nil {
+			page = append(page, *sr.Page)
+		}
+	}
 	if err := fsutil.WriteFileAtomic(c.Out, lines.Bytes()); err != nil {
-		return nil, err
+		return err
 	}
-	if c.HTML != "" {
-		b, err := report.ScoreHTML(page, c.Lo, c.Hi)
-		if err != nil {
-			return nil, err
-		}
-		if err := fsutil.WriteFileAtomic(c.HTML, b); err != nil {
-			return nil, err
-		}
+	if c.HTML == "" {
+		return nil
 	}
-	return res, nil
+	b, err := report.ScoreHTML(page, c.Lo, c.Hi)
+	if err != nil {
+		return err
+	}
+	return fsutil.WriteFileAtomic(c.HTML, b)
 }
 
 // Scorer computes CAL's Δ and weights of samples with the model's own F32 weights (so
@@ -198,21 +251,33 @@ func (sc *Scorer) ScoreRecord(rec *data.Record) (*data.Sample, []TokenScore, err
 // Score runs the image-present and image-absent passes over one sample and returns Δ
 // and the CAL weight of every supervised token.
 func (sc *Scorer) Score(s *data.Sample) ([]TokenScore, error) {
+	out, _, err := sc.score(s, false)
+	return out, err
+}
+
+// score is Score, also returning the computed graph (nil when nothing is supervised).
+// With probs the graph reads back what ScoreProbs needs, and its image-absent pass
+// computes every row's full logits.
+func (sc *Scorer) score(s *data.Sample, probs bool) ([]TokenScore, *StepGraph, error) {
 	seq, err := sc.Env.Sequence(s)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	b := &llava.Batch{Seqs: []llava.Sequence{seq}}
 	rows, targets, _ := s.Scored(0, 0)
 	if len(rows) == 0 {
-		return nil, nil
+		return nil, nil, nil
 	}
-	g, err := sc.graphs.get(Shape{Rows: b.Rows(), Scored: len(rows), Obj: cal.CAL, Hidden: HiddenFor(b), Kept: KeptFor(b)})
+	sh := Shape{Rows: b.Rows(), Scored: len(rows), Obj: cal.CAL, Hidden: HiddenFor(b), Kept: KeptFor(b)}
+	if probs {
+		sh.Hidden, sh.Kept, sh.Probs = 0, 0, true
+	}
+	g, err := sc.graphs.get(sh)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	if _, err := g.Run(b, rows, targets); err != nil {
-		return nil, fmt.Errorf("sample %s: %w", s.ID, err)
+		return nil, nil, fmt.Errorf("sample %s: %w", s.ID, err)
 	}
 	zi, zn := g.Loss.ZImg.F32(), g.Loss.ZNoImg.F32()
 	delta, w := g.Loss.Delta.F32(), g.Loss.Weight.F32()
@@ -220,14 +285,14 @@ func (sc *Scorer) Score(s *data.Sample) ([]TokenScore, error) {
 	for i, r := range rows {
 		piece, err := sc.Env.Vocab.TokenToPiece(targets[i].Token, true)
 		if err != nil {
-			return nil, err
+			return nil, nil, err
 		}
 		out[i] = TokenScore{
 			ID: s.ID, Pos: int(r) + 1, Token: targets[i].Token, Piece: piece,
 			LogitImg: float64(zi[i]), LogitNoImg: float64(zn[i]), Delta: float64(delta[i]), Weight: float64(w[i]),
 		}
 	}
-	return out, nil
+	return out, g, nil
 }
 
 // scoredSample groups a sample's token scores by assistant turn for the HTML page.

@@ -40,6 +40,7 @@ type run struct {
 	lock         *fsutil.Lock
 	crashAt      int  // Options.CrashInCheckpoint
 	madeOut      bool // start created the run folder (removed again if the run cannot start)
+	dp           dataParallel
 }
 
 // start checks the options, loads the model and the data, builds the trainer, restores
@@ -47,10 +48,14 @@ type run struct {
 // --overwrite: a run that cannot start leaves the folder as it was. A dry run prints
 // its samples and returns nil.
 func start(ctx context.Context, c Config, o Options) (*run, error) {
-	if err := c.Validate(); err != nil {
+	comm := o.Comm
+	if comm == nil {
+		comm = Single
+	}
+	if err := agree(comm, c.Validate()); err != nil {
 		return nil, err
 	}
-	r := &run{c: c, log: o.Log, began: time.Now(), crashAt: o.CrashInCheckpoint}
+	r := &run{c: c, log: o.Log, began: time.Now(), crashAt: o.CrashInCheckpoint, dp: dataParallel{comm: comm, fault: o.Fault}}
 	if r.log == nil {
 		r.log = io.Discard
 	}
@@ -62,11 +67,11 @@ func start(ctx context.Context, c Config, o Options) (*run, error) {
 		}
 	}()
 	if !c.DryRun {
-		if err := r.claimOut(); err != nil {
+		if err := agree(comm, r.claimOut()); err != nil {
 			return nil, err
 		}
 	}
-	if err := r.load(ctx); err != nil || c.DryRun {
+	if err := agree(comm, r.load(ctx)); err != nil || c.DryRun {
 		return nil, err
 	}
 	if err := r.prepare(); err != nil {
@@ -121,7 +126,7 @@ func (r *run) setup() (Setup, error) {
 	c := &r.c
 	s := Setup{Objective: c.objective(), CAL: c.Options, Dropout: c.Dropout, Seed: c.Seed,
 		LoRA:            lora.Config{Rank: c.Rank, Alpha: float32(c.Alpha), Targets: c.Targets},
-		BackwardWeights: c.BackwardWeights, NoImageWeights: c.NoImageWeights, Recompute: c.Recompute}
+		BackwardWeights: c.BackwardWeights, ForwardWeights: c.ForwardWeights, NoImageWeights: c.NoImageWeights, Recompute: c.Recompute}
 	var err error
 	if c.InitAdapter != "" {
 		hp := r.env.Model.HP
@@ -165,7 +170,7 @@ func largestBatch(samples []*data.Sample, batch int, obj cal.Objective) Shape {
 // and measures the validation loss before the first step.
 func (r *run) prepare() error {
 	c := &r.c
-	perStep := c.Batch * c.Accum
+	perStep := c.Batch * c.Accum * r.ranks()
 	r.total = c.Steps
 	if r.total == 0 {
 		r.total = (c.Epochs*len(r.ds.Train) + perStep - 1) / perStep
@@ -173,23 +178,16 @@ func (r *run) prepare() error {
 	r.digest = r.ds.digest()
 	r.order = &epochOrder{seed: c.Seed, n: len(r.ds.Train)}
 	r.sum = &Summary{Samples: len(r.ds.Train), ValSamples: len(r.ds.Val), Skipped: len(r.ds.Skipped)}
-	var err error
-	if c.Resume {
-		if r.first, err = resume(c, r.tr, r.total, r.digest, r.log); err != nil {
-			return err
-		}
-		r.sum.Resumed = r.first
-		fmt.Fprintf(r.log, "resuming at step %d of %d\n", r.first, r.total)
-	} else if err := replaceOut(c); err != nil {
+	if err := agree(r.dp.comm, r.restore()); err != nil {
 		return err
 	}
-	if r.metrics, err = openMetrics(c.Out, r.first); err != nil {
+	if err := r.syncStart(); err != nil {
 		return err
 	}
 	fmt.Fprintln(r.log, r.tr)
 	fmt.Fprintln(r.log, r.tr.Plan)
 	if len(r.ds.Val) > 0 && r.first == 0 {
-		v, err := crossEntropy(r.env, r.tr, r.ds.Val)
+		v, err := r.valLoss()
 		if err != nil {
 			return err
 		}
@@ -199,6 +197,28 @@ func (r *run) prepare() error {
 	r.progress = progress.New(r.logWriter(), r.total, "training")
 	r.progress.Set(r.first, "")
 	return nil
+}
+
+// restore continues from the newest checkpoint with --resume, or starts the run's
+// folder afresh, and opens the metrics: rank 0's part of prepare (the others get its
+// state from syncStart).
+func (r *run) restore() error {
+	if !r.lead() {
+		return nil
+	}
+	c := &r.c
+	var err error
+	if c.Resume {
+		if r.first, err = resume(c, r.tr, r.total, r.digest, r.ranks(), r.log); err != nil {
+			return err
+		}
+		r.sum.Resumed = r.first
+		fmt.Fprintf(r.log, "resuming at step %d of %d\n", r.first, r.total)
+	} else if err := replaceOut(c); err != nil {
+		return err
+	}
+	r.metrics, err = openMetrics(c.Out, r.first)
+	return err
 }
 
 // logWriter is where progress goes: nowhere for a quiet run.
@@ -213,31 +233,50 @@ func (r *run) logWriter() io.Writer {
 // the summary.
 func (r *run) finish() (*Summary, error) {
 	r.progress.Finish()
-	c, sum := &r.c, r.sum
+	sum := r.sum
 	sum.Steps = r.total
 	sum.Seconds = time.Since(r.began).Seconds()
 	if sum.Seconds > 0 {
 		sum.TokensPerSec = float64(r.tokens) / sum.Seconds
 	}
-	if _, err := saveCheckpoint(c.Out, r.env.Model.HP.Arch, r.tr.Adapter, r.tr.Opt, r.state(r.total), r.crashHook(r.total)); err != nil {
+	if r.ranks() > 1 {
+		sum.Ranks = r.ranks()
+	}
+	sum.Backend = r.env.Backend.Describe()
+	if placed := r.env.Backend.Placed(); len(placed) > 0 {
+		sum.NodesOn = placed
+	}
+	sum.Adapter = filepath.Join(r.c.Out, "adapter.gguf")
+	if err := r.sameAdapter(); err != nil {
 		return nil, err
 	}
-	sum.Adapter = filepath.Join(c.Out, "adapter.gguf")
+	if err := agree(r.dp.comm, r.writeEnd()); err != nil {
+		return nil, err
+	}
+	return sum, nil
+}
+
+// writeEnd writes finish's files (rank 0).
+func (r *run) writeEnd() error {
+	if !r.lead() {
+		return nil
+	}
+	c, sum := &r.c, r.sum
+	if _, err := saveCheckpoint(c.Out, r.env.Model.HP.Arch, r.tr.Adapter, r.tr.Opt, r.state(r.total), r.crashHook(r.total)); err != nil {
+		return err
+	}
 	host := r.tr.Adapter.ToHost(r.env.Model.HP.Arch)
 	if err := host.Save(sum.Adapter, gguf.F32); err != nil {
-		return nil, err
+		return err
 	}
 	if c.Merge {
 		sum.Merged = filepath.Join(c.Out, "merged.gguf")
 		if err := lora.Merge(c.Model, host, sum.Merged, lora.MergeOptions{KeepType: true}); err != nil {
-			return nil, err
+			return err
 		}
 	}
 	js, _ := json.MarshalIndent(sum, "", "  ")
-	if err := fsutil.WriteFileAtomic(filepath.Join(c.Out, "summary.json"), js); err != nil {
-		return nil, err
-	}
-	return sum, nil
+	return fsutil.WriteFileAtomic(filepath.Join(c.Out, "summary.json"), js)
 }
 
 func (r *run) close() {
@@ -272,6 +311,9 @@ func cacheDir(opt string) string {
 // files), clears what a killed run left half-written, and checks that the folder may be
 // used as asked. Nothing of an earlier run is changed yet.
 func (r *run) claimOut() error {
+	if !r.lead() {
+		return nil // rank 0 alone writes into --out
+	}
 	c := &r.c
 	if err := fsutil.CheckDirWritable("--out", c.Out); err != nil {
 		return err
@@ -370,7 +412,7 @@ func replaceOut(c *Config) error {
 // passed over for the one before, with a warning. Every option must match the
 // checkpoint's but those declared free to change (threads, how often to save, …);
 // files are compared as files.
-func resume(c *Config, tr *Trainer, total int, digest string, log io.Writer) (int, error) {
+func resume(c *Config, tr *Trainer, total int, digest string, ranks int, log io.Writer) (int, error) {
 	var problems []string
 	for _, dir := range checkpointCandidates(c.Out) {
 		st, h, m, v, err := loadCheckpoint(dir)
@@ -381,7 +423,7 @@ func resume(c *Config, tr *Trainer, total int, digest string, log io.Writer) (in
 		if len(problems) > 0 {
 			fmt.Fprintf(log, "warning: %s\nresuming from the checkpoint before it, %s\n", strings.Join(problems, "\n"), dir)
 		}
-		if err := matchCheckpoint(dir, st, c, total, digest); err != nil {
+		if err := matchCheckpoint(dir, st, c, total, digest, ranks); err != nil {
 			return 0, err
 		}
 		if err := tr.Adapter.FromHost(h); err != nil {
@@ -403,8 +445,12 @@ func resume(c *Config, tr *Trainer, total int, digest string, log io.Writer) (in
 }
 
 // matchCheckpoint refuses to resume a checkpoint of a run configured differently.
-func matchCheckpoint(dir string, st *checkpointState, c *Config, total int, digest string) error {
-	for _, o := range []*string{&st.Config.BackwardWeights, &st.Config.NoImageWeights} {
+func matchCheckpoint(dir string, st *checkpointState, c *Config, total int, digest string, ranks int) error {
+	if was := max(st.Ranks, 1); was != ranks {
+		return fmt.Errorf("cannot resume %s: it was written by a run of %d process(es) (MPI ranks), this one has %d; resume it with %d (mpirun -np %d), since the count fixes the global batch and the data order",
+			dir, was, ranks, was, was)
+	}
+	for _, o := range []*string{&st.Config.BackwardWeights, &st.Config.ForwardWeights, &st.Config.NoImageWeights} {
 		if *o == "" { // a checkpoint from before these options
 			*o = "auto"
 		}

@@ -26,6 +26,9 @@ type Shape struct {
 	// LossBlock is how many scored rows the loss takes at a time (0: as many as keep
 	// one block's logits within cal.BlockElements).
 	LossBlock int
+	// Probs reads back each scored row's log-sum-exp and argmax, and with Hidden 0 the
+	// image-absent pass's log-sum-exp too (cal.LossInputs.Probs; for calft audit).
+	Probs bool
 }
 
 // HiddenFor is the Hidden size of a batch: its text rows after an image, rounded up so
@@ -147,6 +150,7 @@ func (s *StepGraph) build(dec *llava.Decoder, co cal.Options) {
 	calPass := sh.Obj == cal.CAL
 	s.in = llava.NewInputs(s.ctx, dec.HP, sh.Rows, sh.Scored, calPass && sh.Hidden == 0)
 	s.li = cal.NewLossInputs(s.ctx, sh.Scored, dec.HP.NVocab, sh.LossBlock, co)
+	s.li.Probs = sh.Probs
 	var p cal.Passes
 	switch {
 	case calPass && sh.Hidden > 0:
@@ -156,6 +160,9 @@ func (s *StepGraph) build(dec *llava.Decoder, co cal.Options) {
 		hNo := dec.Forward(s.ctx, s.in, true)
 		p.H = dec.Forward(s.ctx, s.in, false)
 		p.ZImg, p.ZNoImg = dec.TargetLogits(s.ctx, p.H, s.li.Targets), dec.TargetLogits(s.ctx, hNo, s.li.Targets)
+		if sh.Probs {
+			p.HNoImg = hNo
+		}
 	default:
 		p.H = dec.Forward(s.ctx, s.in, false)
 	}
@@ -212,7 +219,8 @@ func (s *StepGraph) rewrite(be *ggml.Backend, dec *llava.Decoder) error {
 // matrices: those with a transposed copy through it, every other one tiled — unless the
 // decoder keeps ggml's autodiff products (TileType 0 and no copies).
 func frozenProducts(dec *llava.Decoder) ggml.FrozenProducts {
-	fp := ggml.FrozenProducts{Transposed: map[ggml.Tensor]ggml.Tensor{}, Tiled: map[ggml.Tensor]bool{}, TileType: dec.TileType}
+	fp := ggml.FrozenProducts{Transposed: map[ggml.Tensor]ggml.Tensor{}, Tiled: map[ggml.Tensor]bool{}, TileType: dec.TileType,
+		Forward: forwardBF16(dec)}
 	if dec.Transposed != nil {
 		fp.Transposed = dec.Transposed.Of
 	}
@@ -225,6 +233,26 @@ func frozenProducts(dec *llava.Decoder) ggml.FrozenProducts {
 		}
 	}
 	return fp
+}
+
+// maxForwardBF16 is the most elements of a frozen matrix the forward products
+// dequantize whole (256 MB in BF16): a 7B model's vocabulary, not a 128k one.
+const maxForwardBF16 = 1 << 27
+
+// forwardBF16 are the frozen matrices whose forward products run in BF16 on the CPU
+// (see llava.Decoder.ForwardBF16): the quantized and F16 ones of at most maxForwardBF16
+// elements.
+func forwardBF16(dec *llava.Decoder) map[ggml.Tensor]bool {
+	if !dec.CPU || !dec.ForwardBF16 {
+		return nil
+	}
+	out := map[ggml.Tensor]bool{}
+	for _, m := range dec.W.Matrices() {
+		if t := m.T.Type(); t != ggml.TypeF32 && t != ggml.TypeBF16 && m.T.NElements() <= maxForwardBF16 {
+			out[*m.T] = true
+		}
+	}
+	return out
 }
 
 // FrozenOutProds counts the OUT_PROD nodes of g that read a frozen weight which has a

@@ -24,6 +24,10 @@ type Setup struct {
 	// BackwardWeights and NoImageWeights choose the copies (see NewFastWeights); ""
 	// is "auto".
 	BackwardWeights, NoImageWeights string
+	// ForwardWeights ("auto", "native", "bf16"; "" is "auto") chooses how the forward
+	// products with frozen quantized or F16 matrices run on the CPU (see
+	// llava.Decoder.ForwardBF16).
+	ForwardWeights string
 	// ExactShapes builds each graph for its batch's exact number of scored rows (a
 	// benchmark's one fixed batch); otherwise that number is rounded up, so that batches
 	// of similar size share a graph.
@@ -108,9 +112,10 @@ func NewTrainer(be *ggml.Backend, m *llava.Model, s Setup) (*Trainer, error) {
 	if t.Fast, err = NewFastWeights(be, m, t.Plan.Backward, orAuto(s.NoImageWeights), s.Objective == cal.CAL); err != nil {
 		return nil, err
 	}
-	dec := &llava.Decoder{HP: m.HP, W: &m.W, Adapter: t.Adapter}
+	dec := &llava.Decoder{HP: m.HP, W: &m.W, Adapter: t.Adapter, CPU: be.IsCPU(), ForwardBF16: t.Plan.Forward == "bf16"}
 	t.Fast.Apply(dec)
 	t.graphs = newGraphCache(be, dec, t.Opt, s.CAL)
+	t.graphs.keep = t.Plan.Kept
 	ok = true
 	return t, nil
 }
@@ -120,9 +125,11 @@ func NewTrainer(be *ggml.Backend, m *llava.Model, s Setup) (*Trainer, error) {
 // tiles otherwise; no recomputation).
 func (t *Trainer) choose() error {
 	s := t.Setup
+	forward := forwardChoice(s.ForwardWeights, t.Backend, t.Model.W.Layers[0].Wq.Type())
+	defer func() { t.Plan.Forward = forward }()
 	if s.Largest.Rows > 0 {
 		var err error
-		t.Plan, err = t.plan(s.Largest, s.Budget, s.BudgetName, s.Other)
+		t.Plan, err = t.plan(s.Largest, s.Budget, s.BudgetName, s.Other, forward)
 		return err
 	}
 	t.Plan = MemoryPlan{Recompute: s.Recompute == "on", Backward: orAuto(s.BackwardWeights)}
@@ -279,6 +286,9 @@ func (t *Trainer) String() string {
 	rc := ""
 	if t.Plan.Recompute {
 		rc = "; blocks recomputed for the backward pass"
+		if t.Plan.Kept > 0 {
+			rc = fmt.Sprintf("; blocks recomputed for the backward pass but the top %d", t.Plan.Kept)
+		}
 	}
 	return fmt.Sprintf("%s; LoRA rank %d on %d matrices (%d parameters)%s", t.Fast, t.Adapter.Rank, len(t.Adapter.Pairs), t.Adapter.NumParams(), rc)
 }

@@ -8,6 +8,7 @@ import (
 	"github.com/calft/calft/bindings/ggml"
 	"github.com/calft/calft/cal"
 	"github.com/calft/calft/gguf"
+	"github.com/calft/calft/internal/testbackend"
 	"github.com/calft/calft/llava"
 	"github.com/calft/calft/tiny"
 )
@@ -15,8 +16,8 @@ import (
 // TestGradientsOnOtherBases runs the LoRA gradient check on bases that are not the
 // default F32 llama: half-precision weights, which out_prod cannot take, so they are
 // loaded Trainable and converted to F32; the qwen2 architecture (q/k/v biases, neox
-// RoPE); Llama 3.x's RoPE frequency factors with llama's optional biases; YaRN. Q8_0
-// bases have their own test below.
+// RoPE); qwen2vl (M-RoPE); Llama 3.x's RoPE frequency factors with llama's optional
+// biases; YaRN; gemma3. Q8_0 bases have their own test below.
 func TestGradientsOnOtherBases(t *testing.T) {
 	for _, c := range []struct {
 		name string
@@ -31,6 +32,14 @@ func TestGradientsOnOtherBases(t *testing.T) {
 		{"llama3-biases", tiny.Options{Seed: 11, RopeFreqs: true, Biases: true}},
 		{"yarn", tiny.Options{Seed: 11, RopeScaling: "yarn"}},
 		{"qwen2-output-bias", tiny.Options{Seed: 11, Arch: tiny.ArchQwen2, Biases: true}},
+		{"head-width", tiny.Options{Seed: 11, HeadDim: 32}},
+		// Qwen2-VL: M-RoPE (ggml_rope_multi's backward), image rows on a 4×4 grid.
+		{"qwen2vl", tiny.Options{Seed: 11, Arch: tiny.ArchQwen2VL}},
+		{"qwen25vl", tiny.Options{Seed: 11, Arch: tiny.ArchQwen2VL, Projector: tiny.ProjQwen25VL}},
+		// Gemma 3: QK-norm, post-norms, the differentiable GELU(tanh) feed-forward, the
+		// sliding window on layers 0-4 (the sample is longer than the window).
+		{"gemma3", tiny.Options{Seed: 11, Arch: tiny.ArchGemma3}},
+		{"gemma3-tied", tiny.Options{Seed: 11, Arch: tiny.ArchGemma3, TiedOutput: true}},
 	} {
 		for _, obj := range []cal.Objective{cal.CE, cal.CAL} {
 			t.Run(c.name+"/"+string(obj), func(t *testing.T) {
@@ -85,33 +94,60 @@ func dequantizedCopy(t *testing.T, dir, src, dst string) {
 func TestGradientsOnQ8_0Base(t *testing.T) {
 	for _, tied := range []bool{false, true} {
 		for _, obj := range []cal.Objective{cal.CE, cal.CAL} {
-			name := "untied/" + string(obj)
-			if tied {
-				name = "tied/" + string(obj)
+			// native: ggml's Q8_0 products; bf16: each matrix dequantized to BF16 before
+			// its forward products (the CPU default where it has BF16 dot products).
+			for _, forward := range []string{"native", "bf16"} {
+				name := "untied/" + string(obj) + "/" + forward
+				if tied {
+					name = "tied/" + string(obj) + "/" + forward
+				}
+				t.Run(name, func(t *testing.T) { checkQ8_0Gradients(t, tied, obj, forward) })
 			}
-			t.Run(name, func(t *testing.T) {
-				dir := t.TempDir()
-				if err := tiny.GenerateWith(dir, tiny.Options{Seed: 11, WeightType: gguf.Q8_0, TiedOutput: tied}); err != nil {
-					t.Fatal(err)
-				}
-				dequantizedCopy(t, dir, tiny.BaseFile, "base-f32.gguf")
-				mq, beq, sq := tinySampleIn(t, dir, tiny.BaseFile, llava.LoadOptions{Trainable: true})
-				if mq.W.Layers[0].Wq.Type() != ggml.TypeQ8_0 || mq.W.Output.Type() != ggml.TypeQ8_0 {
-					t.Fatalf("Trainable changed Q8_0 weights to %s", mq.W.Layers[0].Wq.Type())
-				}
-				mf, bef, sf := tinySampleIn(t, dir, "base-f32.gguf", llava.LoadOptions{})
-				rq, rf := newGradRig(t, mq, beq, sq, obj), newGradRig(t, mf, bef, sf, obj)
-				t.Logf("loss %.5f with Q8_0 weights, %.5f with their F32 copy", rq.loss, rf.loss)
-				worst := 0.0
-				for i, rel := range gradDifferences(rf, rq) {
-					worst = math.Max(worst, rel)
-					if rel > 0.1 {
-						t.Errorf("%s: gradient differs from the F32 copy's by %.3g (relative norm) > 10%%", rq.params[i].Name(), rel)
-					}
-				}
-				t.Logf("Q8_0 vs F32-copy gradients: worst relative difference %.2e over %d tensors", worst, len(rq.params))
-				checkLoRAGradients(t, mf, bef, sf, obj)
-			})
 		}
+	}
+}
+
+func checkQ8_0Gradients(t *testing.T, tied bool, obj cal.Objective, forward string) {
+	if forward == "bf16" && testbackend.Name() != "cpu" {
+		t.Skip("--forward-weights bf16 is a CPU kernel: a device keeps its own products")
+	}
+	dir := t.TempDir()
+	if err := tiny.GenerateWith(dir, tiny.Options{Seed: 11, WeightType: gguf.Q8_0, TiedOutput: tied}); err != nil {
+		t.Fatal(err)
+	}
+	dequantizedCopy(t, dir, tiny.BaseFile, "base-f32.gguf")
+	mq, beq, sq := tinySampleIn(t, dir, tiny.BaseFile, llava.LoadOptions{Trainable: true})
+	if mq.W.Layers[0].Wq.Type() != ggml.TypeQ8_0 || mq.W.Output.Type() != ggml.TypeQ8_0 {
+		t.Fatalf("Trainable changed Q8_0 weights to %s", mq.W.Layers[0].Wq.Type())
+	}
+	mf, bef, sf := tinySampleIn(t, dir, "base-f32.gguf", llava.LoadOptions{})
+	rq := newGradRig(t, mq, beq, sq, obj, func(s *Setup) { s.ForwardWeights = forward })
+	rf := newGradRig(t, mf, bef, sf, obj)
+	// Every forward product through a frozen Q8_0 matrix reads it as stored (native) or
+	// through the BF16 dequantization (bf16): none is left behind by the rewrite.
+	quantProducts := 0
+	g := rq.train.Graph()
+	for i := 0; i < g.NNodes(); i++ {
+		if n := g.Node(i); n.Op() == "MUL_MAT" && n.Src(0).Type() == ggml.TypeQ8_0 {
+			quantProducts++
+		}
+	}
+	if forward == "bf16" && quantProducts != 0 {
+		t.Errorf("--forward-weights bf16 left %d products on Q8_0 matrices", quantProducts)
+	}
+	if forward == "native" && quantProducts == 0 {
+		t.Errorf("--forward-weights native has no product on a Q8_0 matrix")
+	}
+	t.Logf("loss %.5f with Q8_0 weights, %.5f with their F32 copy", rq.loss, rf.loss)
+	worst := 0.0
+	for i, rel := range gradDifferences(rf, rq) {
+		worst = math.Max(worst, rel)
+		if rel > 0.1 {
+			t.Errorf("%s: gradient differs from the F32 copy's by %.3g (relative norm) > 10%%", rq.params[i].Name(), rel)
+		}
+	}
+	t.Logf("Q8_0 vs F32-copy gradients: worst relative difference %.2e over %d tensors", worst, len(rq.params))
+	if forward == "native" {
+		checkLoRAGradients(t, mf, bef, sf, obj)
 	}
 }

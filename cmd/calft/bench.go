@@ -74,7 +74,7 @@ taken in turn). --profile adds the time per op and phase of one step.`,
 		},
 	}
 	f := cmd.Flags()
-	f.StringVar(&o.Preset, "preset", "smol135", "model shape: tiny (make-tiny), smol135 (SmolLM2-135M), llama1b (a 1B llama, 32k vocabulary) or llava7b (LLaVA-1.5-7B's text model)")
+	f.StringVar(&o.Preset, "preset", "smol135", "model shape: tiny (make-tiny), smol135 (SmolLM2-135M), llama1b (a 1B llama, 32k vocabulary) or llava7b (LLaVA-1.5-7B's text model), gemma3tiny262k (Gemma 3's decoder at make-tiny's widths with a 262k vocabulary, 700 rows) or gemma3tiny (the same with the tiny vocabulary)")
 	f.StringVar(&o.BaseType, "base-type", "f32", "stored type of the random base's matrices: f32, f16, bf16, q8_0, q4_0, q4_k or q4_k_m")
 	f.IntVar(&o.Rows, "rows", 0, "rows in the sequence (0: the preset's: tiny 84, smol135 192, llama1b 704, llava7b 704)")
 	f.StringVar(&o.Recompute, "recompute", "auto", "recompute blocks for the backward pass: auto, on or off (as for train)")
@@ -84,9 +84,11 @@ taken in turn). --profile adds the time per op and phase of one step.`,
 	f.IntVar(&o.Steps, "steps", 5, "timed steps (the median is reported)")
 	f.IntVar(&o.Warmup, "warmup", 2, "untimed steps first")
 	f.IntVar(&o.Threads, "threads", 0, "CPU threads (0: all cores)")
+	f.StringVar(&o.Backend, "backend", "cpu", backendHelp)
 	f.IntVar(&o.Rank, "rank", 16, "LoRA rank")
 	f.IntVar(&o.ImageRows, "image-rows", -1, "image rows in the sequence (-1: the preset's; 0: text only)")
 	f.BoolVar(&o.Profile, "profile", false, "also time every op of one step")
+	f.StringVar(&o.ForwardWeights, "forward-weights", "auto", "the forward pass's products with frozen quantized or F16 matrices on the CPU, as for train: auto, native or bf16")
 	f.StringVar(&o.BackwardWeights, "backward-weights", "auto", "the backward pass's products with frozen matrices, as for train: auto, bf16, f32, tiled, tiled-f32 or autodiff")
 	f.StringVar(&o.NoImageWeights, "no-image-weights", "auto", "frozen matrices of CAL's image-absent pass: auto (q8_0 copies), q8_0, or f32 (the model's)")
 	return cmd

@@ -16,6 +16,7 @@ func init() { commands = append(commands, newDemoCmd) }
 func newDemoCmd() *cobra.Command {
 	var out string
 	var seeds, threads int
+	var backend string
 	var quick bool
 	var tune demo.Options
 	cmd := &cobra.Command{
@@ -26,8 +27,11 @@ func newDemoCmd() *cobra.Command {
 from the text; 30% of the training captions name a wrong colour, as real captions sometimes
 contradict their images), trains the plain cross-entropy baseline and CAL through the same
 code as 'calft train' with the same data order, steps and seeds, and evaluates both on
-held-out images through llama.cpp with the exported adapters. It prints a table (mean ± std
-over seeds) and writes report.md, plot.png, score.html and the adapters under --out.`,
+held-out images through llama.cpp with the exported adapters. It also audits the training
+captions with 'calft audit' and each seed's warm-up adapter, measures the audit against the
+captions it corrupted (task/train/corrupted.json), and trains ce on the captions the audit did
+not flag (ce-clean). It prints a table (mean ± std over seeds) and writes report.md, plot.png,
+score.html and the adapters under --out.`,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			for _, n := range []string{"seeds", "threads", "warm-steps", "steps", "train-samples", "batch", "rank"} {
 				if v, _ := cmd.Flags().GetInt(n); v < 0 {
@@ -44,7 +48,7 @@ over seeds) and writes report.md, plot.png, score.html and the adapters under --
 			if seeds > 0 {
 				o.Seeds = seeds
 			}
-			o.Threads = threads
+			o.Threads, o.Backend = threads, backend
 			if tune.WarmSteps > 0 {
 				o.WarmSteps = tune.WarmSteps
 			}
@@ -83,6 +87,7 @@ over seeds) and writes report.md, plot.png, score.html and the adapters under --
 	f.IntVar(&seeds, "seeds", 0, "seeds per objective (0: 3, or 2 with --quick)")
 	f.BoolVar(&quick, "quick", false, "a smaller task that runs in about a minute")
 	f.IntVar(&threads, "threads", 0, "CPU threads (0: all cores)")
+	f.StringVar(&backend, "backend", "cpu", backendHelp)
 	f.IntVar(&tune.WarmSteps, "warm-steps", 0, "ce warm-up steps (0: the preset's)")
 	f.IntVar(&tune.Steps, "steps", 0, "steps of each objective after the warm-up (0: the preset's)")
 	f.IntVar(&tune.TrainN, "train-samples", 0, "training samples (0: the preset's)")

@@ -44,6 +44,9 @@ type usageError struct{ error }
 func main() {
 	root := newRootCmd()
 	if err := root.Execute(); err != nil {
+		if errors.As(err, new(quietError)) {
+			os.Exit(1) // another rank of the job reported it
+		}
 		fmt.Fprintln(os.Stderr, "calft:", err)
 		var ue usageError
 		if errors.As(err, &ue) {

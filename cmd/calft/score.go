@@ -29,16 +29,21 @@ where pos is the token's row in the whole sequence, delta = logit_img − logit_
 target token, and weight is the CAL weight (clamp to [lo, hi], then a moving average within
 each run of answer tokens). --html writes a page with every answer's tokens shaded by weight.
 The model, data and CAL options are train's, with the same names (also from --config and
-CALFT_* variables).`,
+CALFT_* variables). Under mpirun or srun (bin/calft-mpi, make mpi) the ranks share the
+samples and rank 0 writes the files, in the input order.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if err := options.Load(cmd.Flags(), &c, config); err != nil {
 				return usageError{err}
 			}
+			comm, err := train.World()
+			if err != nil {
+				return err
+			}
 			ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 			defer stop()
-			res, err := train.ScoreData(ctx, c, cmd.ErrOrStderr())
-			if err != nil {
+			res, err := train.ScoreShared(ctx, comm, c, rankLog(comm, cmd.ErrOrStderr()))
+			if err := endRank(comm, err); err != nil || comm.Rank() != 0 {
 				return err
 			}
 			fmt.Fprintf(cmd.OutOrStdout(), "wrote %s (%d samples, %d tokens)\n", c.Out, res.Samples, res.Tokens)

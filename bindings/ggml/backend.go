@@ -386,6 +386,9 @@ type Allocator struct {
 	a     C.ggml_gallocr_t
 	be    *Backend
 	sched *Scheduler
+	// placed is the graph Place placed last: its tensors hold memory in this
+	// allocator's buffers until the next Place lets them go (see Place).
+	placed *Graph
 }
 
 // NewAllocator makes a graph allocator for the backend.
@@ -434,9 +437,32 @@ func (al *Allocator) Alloc(g *Graph) error {
 // Place allocates g's intermediate values in the allocator's buffer, where another
 // graph may have been placed since g last was: g's tensors that live in a compute buffer
 // are let go first, as ggml's allocator keeps any tensor that already has memory.
+//
+// The graph placed before g lets its tensors go too, first, while the buffers they
+// point into still exist: placing g may grow the buffers (ggml frees the old ones), and
+// a graph placed again later must not find its tensors pointing into freed memory
+// (calft_release_compute reads each tensor's buffer to tell compute memory from
+// weights; a freed one reads as garbage, the tensor then kept its stale memory, and the
+// device wrote into freed host memory: lavapipe's heap corruption).
 func (al *Allocator) Place(g *Graph) error {
+	al.release(g)
+	g.restoreSrcs() // the sources a scheduler's last split of g left are freed copies
 	C.calft_release_compute(g.g)
-	return al.Alloc(g)
+	if err := al.Alloc(g); err != nil {
+		return err
+	}
+	al.placed = g
+	return nil
+}
+
+// release lets the tensors of the graph placed last go, unless it is keep or has been
+// freed since (its context closed).
+func (al *Allocator) release(keep *Graph) {
+	if p := al.placed; p != nil && p != keep && p.ctx != nil && p.ctx.c != nil {
+		p.restoreSrcs()
+		C.calft_release_compute(p.g)
+	}
+	al.placed = nil
 }
 
 // Measure is the size of the buffer g needs, without allocating it (beside a device:
@@ -470,6 +496,7 @@ func (al *Allocator) Close() {
 	if al == nil {
 		return
 	}
+	al.release(nil)
 	if al.a != nil {
 		C.ggml_gallocr_free(al.a)
 		al.a = nil
@@ -545,6 +572,7 @@ func (sc *Scheduler) Reserve(g *Graph) error {
 
 // measure is the compute memory g needs on all the scheduler's backends together.
 func (sc *Scheduler) measure(g *Graph) int {
+	g.restoreSrcs()
 	sizes := make([]C.size_t, len(sc.backends))
 	// No prepare: ggml_backend_sched_reserve_size resets the scheduler before it splits,
 	// which would forget any placement given here.
@@ -624,6 +652,7 @@ func (sc *Scheduler) Close() {
 // prepare assigns, before a split, what ggml's scheduler would not assign well itself:
 // the quirks' nodes and the strays (see calft_place_strays).
 func (sc *Scheduler) prepare(g *Graph) error {
+	g.restoreSrcs()
 	sc.pinQuirks(g)
 	dev, cpu := sc.backends[0], sc.backends[len(sc.backends)-1]
 	if bad := C.calft_place_strays(sc.s, g.g, dev.b, cpu.b); bad != nil {

@@ -2,6 +2,24 @@ package ggml
 
 // #include <stdlib.h>
 // #include "ggml.h"
+// #include "ggml-impl.h"
+//
+// // calft_srcs_save copies g's first n nodes, and their sources, into nodes (n) and
+// // srcs (n·GGML_MAX_SRC).
+// static void calft_srcs_save(struct ggml_cgraph * g, int n, struct ggml_tensor ** nodes, struct ggml_tensor ** srcs) {
+//     for (int i = 0; i < n; i++) {
+//         nodes[i] = g->nodes[i];
+//         for (int j = 0; j < GGML_MAX_SRC; j++) srcs[i * GGML_MAX_SRC + j] = g->nodes[i]->src[j];
+//     }
+// }
+//
+// // calft_srcs_restore writes the saved sources back into the n saved nodes, wherever
+// // they now stand in the graph.
+// static void calft_srcs_restore(int n, struct ggml_tensor * const * nodes, struct ggml_tensor * const * srcs) {
+//     for (int i = 0; i < n; i++) {
+//         for (int j = 0; j < GGML_MAX_SRC; j++) nodes[i]->src[j] = srcs[i * GGML_MAX_SRC + j];
+//     }
+// }
 import "C"
 
 import "unsafe"
@@ -12,6 +30,33 @@ type Graph struct {
 	ctx *Context
 	// sched is the scheduler that placed the graph, beside a device (see Allocator).
 	sched *Scheduler
+	// nodes and srcs are the nodes and their own sources (GGML_MAX_SRC per node), saved
+	// before a scheduler first split the graph: see restoreSrcs.
+	nodes, srcs []*C.struct_ggml_tensor
+}
+
+// restoreSrcs gives every node of g its own sources back, before a scheduler splits g
+// (again) or calft walks its tensors. ggml's scheduler rewrites, in the caller's graph,
+// each source read across backends (a CPU node reading a device tensor, a device node
+// reading a CPU one) to point at a copy it makes in its own context, and frees that
+// context, copies and all, when it next splits a graph. calft keeps its graphs and
+// places them again after others: without this, such a node's source is freed memory,
+// which the next split, calft_release_compute and the device's kernels then read and
+// write. The sources are restored by node, not by position: a backend may reorder the
+// nodes of the caller's graph when the scheduler splits it (Vulkan's graph_optimize
+// does), and restoring by position then gave nodes other nodes' sources (on lavapipe:
+// heap corruption within the first steps of one run in three). Nodes appended since
+// the last save are saved as they are.
+func (g *Graph) restoreSrcs() {
+	n := g.NNodes()
+	if len(g.nodes) > 0 {
+		C.calft_srcs_restore(C.int(len(g.nodes)), &g.nodes[0], &g.srcs[0])
+	}
+	if n > len(g.nodes) {
+		g.nodes = make([]*C.struct_ggml_tensor, n)
+		g.srcs = make([]*C.struct_ggml_tensor, n*MaxSrc)
+		C.calft_srcs_save(g.g, C.int(n), &g.nodes[0], &g.srcs[0])
+	}
 }
 
 // NewGraph makes a graph with room for size nodes; grads enables automatic differentiation.

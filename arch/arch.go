@@ -77,10 +77,14 @@ const (
 	RopeNormal RopeType = iota
 	RopeNeoX
 	RopeMRoPE
+	// RopeIMRoPE is Qwen3-VL's interleaved M-RoPE (GGML_ROPE_TYPE_IMROPE): the same four
+	// positions per row, but the pairs cycle through time, height and width (pair i takes
+	// position i mod 3 while its section has pairs left) instead of taking them in blocks.
+	RopeIMRoPE
 )
 
 func (r RopeType) String() string {
-	return [...]string{"normal", "neox", "mrope"}[r]
+	return [...]string{"normal", "neox", "mrope", "imrope"}[r]
 }
 
 var registry = map[string]*Arch{}

@@ -33,7 +33,16 @@ type HParams struct {
 	// slides when il % SWAPattern < SWAPattern−1, with RoPE RopeSWA (see Sliding).
 	SWA, SWAPattern int
 	RopeSWA         Rope
+	// Deepstack is n_deepstack_layers (Qwen3-VL): an image row's input is 1+Deepstack
+	// slices of n_embd, the first its embedding, slice i+1 added to the row's hidden
+	// state after block i (see NEmbdInp).
+	Deepstack int
 }
+
+// NEmbdInp is the width of an image row's input: n_embd, or n_embd × (1 + Deepstack)
+// with Qwen3-VL's deepstack features (llama.cpp's n_embd_inp, what mtmd checks the
+// projector's output against).
+func (hp *HParams) NEmbdInp() int { return hp.NEmbd * (1 + hp.Deepstack) }
 
 // Sliding reports whether layer il attends through the sliding window.
 func (hp *HParams) Sliding(il int) bool {
@@ -70,8 +79,9 @@ type Rope struct {
 	Sections [4]int
 }
 
-// MRoPE reports whether rows take four positions each (Qwen2-VL's M-RoPE).
-func (hp *HParams) MRoPE() bool { return hp.Rope.Type == RopeMRoPE }
+// MRoPE reports whether rows take four positions each (Qwen2-VL's M-RoPE, or
+// Qwen3-VL's interleaved one).
+func (hp *HParams) MRoPE() bool { return hp.Rope.Type == RopeMRoPE || hp.Rope.Type == RopeIMRoPE }
 
 // QDim is the width of a block's queries (and of the attention output): head width ×
 // heads, which need not be n_embd.
@@ -132,7 +142,7 @@ func ReadHParams(f *gguf.File) (*HParams, error) {
 		}
 	}
 	hp.Rope.Type = a.Rope
-	if a.Rope == RopeMRoPE {
+	if hp.MRoPE() {
 		if err := r.sections(hp); err != nil {
 			return nil, err
 		}

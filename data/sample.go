@@ -94,11 +94,14 @@ func (b *Builder) controlTexts() []string {
 
 // checkControlText refuses turns that hold a control token's text: the template's
 // output is tokenized with control tokens parsed, so the text would become the token
-// (an answer "<|im_end|> …" would end the turn), not be learned as written.
+// (an answer "<|im_end|> …" would end the turn), not be learned as written. The image
+// placeholders are not text: Build replaces them with mtmd's marker (MiniCPM-V's
+// vocabulary has an <image> control token).
 func (b *Builder) checkControlText(rec *Record) error {
 	for i, t := range rec.Conversations {
+		text := strings.ReplaceAll(t.Value, ImagePlaceholder, "")
 		for _, sp := range b.controlTexts() {
-			if strings.Contains(t.Value, sp) {
+			if strings.Contains(text, sp) {
 				return Problem{rec.ID, fmt.Sprintf("turn %d contains %q, the text of one of the model's control tokens; the tokenizer would read it as that token, not as text: remove or rewrite it", i+1, sp)}
 			}
 		}
@@ -219,6 +222,13 @@ func (b *Builder) tokenize(text string, imgs []mtmd.Image) ([]int32, imageLayout
 	lay.nonCausal = b.Mtmd.UsesNonCausal()
 	for _, ch := range p.Chunks {
 		if ch.Kind == mtmd.ChunkText {
+			for _, tok := range ch.Tokens {
+				// mtmd looks up the tokens around images and slices by their text, and
+				// writes -1 for one the vocabulary lacks (a projector of another model).
+				if tok < 0 || int(tok) >= b.Vocab.NVocab() {
+					return nil, lay, fmt.Errorf("mtmd placed token %d around an image: the text model's vocabulary lacks a token the projector marks images with; pass the mmproj made for this model", tok)
+				}
+			}
 			rows = append(rows, ch.Tokens...)
 			continue
 		}

@@ -16,7 +16,7 @@ const ImageRow int32 = -1
 // image-embedding row, at the positions llama.cpp would give them.
 type Sequence struct {
 	Tokens []int32   // token id per row, or ImageRow
-	Embd   []float32 // the image rows' embeddings, NEmbd floats each, in row order
+	Embd   []float32 // the image rows' embeddings, NEmbdInp floats each (with deepstack slices), in row order
 	Pos    []int32   // position per row; nil means 0, 1, 2, …
 	// PosHW, for models with M-RoPE (Qwen2-VL), are each row's height and width
 	// positions, two per row (row i's at 2i and 2i+1); Pos is then the time
@@ -68,9 +68,9 @@ func (s *Sequence) Check(hp arch.HParams) error {
 			return fmt.Errorf("row %d: token id %d outside the vocabulary of %d", i, t, hp.NVocab)
 		}
 	}
-	if want := s.NImageRows() * hp.NEmbd; len(s.Embd) != want {
-		return fmt.Errorf("%d image rows need %d embedding floats, got %d (projector width ≠ n_embd %d?)",
-			s.NImageRows(), want, len(s.Embd), hp.NEmbd)
+	if want := s.NImageRows() * hp.NEmbdInp(); len(s.Embd) != want {
+		return fmt.Errorf("%d image rows need %d embedding floats, got %d (projector width ≠ the model's input width %d?)",
+			s.NImageRows(), want, len(s.Embd), hp.NEmbdInp())
 	}
 	if s.Pos != nil && len(s.Pos) != len(s.Tokens) {
 		return fmt.Errorf("%d positions for %d rows", len(s.Pos), len(s.Tokens))
@@ -122,7 +122,7 @@ func (b *Batch) HasImages() bool {
 type hostInputs struct {
 	tokIDs  []int32   // [T]; 0 at image rows
 	tokMask []float32 // [T]; 1 at token rows, 0 at image rows
-	embd    []float32 // [NEmbd×T]; image embeddings, 0 at token rows
+	embd    []float32 // [NEmbdInp×T]; image embeddings, 0 at token rows
 	pos     []int32   // [T], or [4T] with M-RoPE: time, height, width, 0, section by section
 	kqMask  []float32 // [T×T] row q, column k: 0 where q may attend k, −inf elsewhere
 	// kqMaskSWA is kqMask restricted to keys fewer than hp.SWA positions back (as
@@ -138,7 +138,7 @@ func (b *Batch) layout(hp arch.HParams, hideImages bool) (*hostInputs, error) {
 	in := &hostInputs{
 		tokIDs:  make([]int32, T),
 		tokMask: make([]float32, T),
-		embd:    make([]float32, hp.NEmbd*T),
+		embd:    make([]float32, hp.NEmbdInp()*T),
 		pos:     make([]int32, posPerRow(&hp)*T),
 		kqMask:  make([]float32, T*T),
 	}
@@ -168,7 +168,8 @@ func (b *Batch) layout(hp arch.HParams, hideImages bool) (*hostInputs, error) {
 				in.pos[T+r], in.pos[2*T+r] = s.PositionHW(i)
 			}
 			if t == ImageRow {
-				copy(in.embd[r*hp.NEmbd:(r+1)*hp.NEmbd], s.Embd[img*hp.NEmbd:(img+1)*hp.NEmbd])
+				w := hp.NEmbdInp()
+				copy(in.embd[r*w:(r+1)*w], s.Embd[img*w:(img+1)*w])
 				img++
 			} else {
 				in.tokIDs[r] = t

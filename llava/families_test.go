@@ -53,10 +53,12 @@ func TestFamilySamplesMatchLibllama(t *testing.T) {
 		{tiny.FamilyLLaVA15, chat.LLaVA15, []int{tiny.TokensPerImage}, []int32{tiny.BOSID}},
 		// Pixtral: one chunk, each row of patches ended by an [IMG_BREAK] row but the last.
 		{tiny.FamilyPixtral, "", []int{tiny.PixtralRows}, []int32{tiny.BOSID}},
+		// MiniCPM-V 2.6: an overview and 2×2 slices, each its own chunk of 64 rows.
+		{tiny.FamilyMiniCPMV, "", slices.Repeat([]int{tiny.MiniCPMVQueries}, 1+tiny.MiniCPMVSlices), []int32{tiny.ImStartID}},
 	} {
 		t.Run(c.family, func(t *testing.T) {
 			o := tiny.Options{Seed: 7, Family: c.family}
-			if c.family == tiny.FamilyInternVL {
+			if c.family == tiny.FamilyInternVL || c.family == tiny.FamilyMiniCPMV {
 				o.Arch = tiny.ArchQwen2
 			}
 			testFamilySample(t, o, c.template, c.runs, c.first)

@@ -27,7 +27,7 @@ type Inputs struct {
 	Rows    int
 	TokIDs  ggml.Tensor // I32 [T]
 	TokMask ggml.Tensor // F32 [1, T]
-	Embd    ggml.Tensor // F32 [n_embd, T]
+	Embd    ggml.Tensor // F32 [n_embd_inp, T]: n_embd, or with deepstack slices (arch.HParams.NEmbdInp)
 	Pos     ggml.Tensor // I32 [T], or [4T] with M-RoPE (section by section)
 	KQMask  ggml.Tensor // F32 [T, T]
 	// KQMaskNoImg is the mask of the image-absent pass (text rows do not see image rows);
@@ -48,7 +48,7 @@ func NewInputs(ctx *ggml.Context, hp arch.HParams, T, nOut int, noImgPass bool) 
 	in := &Inputs{Rows: T, NOut: T}
 	in.TokIDs = ctx.NewTensor(ggml.TypeI32, T).SetName("inp_tokens").SetInput()
 	in.TokMask = ctx.NewTensor(ggml.TypeF32, 1, T).SetName("inp_tok_mask").SetInput()
-	in.Embd = ctx.NewTensor(ggml.TypeF32, hp.NEmbd, T).SetName("inp_embd").SetInput()
+	in.Embd = ctx.NewTensor(ggml.TypeF32, hp.NEmbdInp(), T).SetName("inp_embd").SetInput()
 	in.Pos = ctx.NewTensor(ggml.TypeI32, posPerRow(&hp)*T).SetName("inp_pos").SetInput()
 	in.KQMask = ctx.NewTensor(ggml.TypeF32, T, T).SetName("inp_kq_mask").SetInput()
 	if noImgPass {
@@ -154,6 +154,9 @@ type stream struct {
 	k, v     ggml.Tensor // the block's keys and values, for a stream reading them
 	// maskSWA is the mask of sliding-window layers (arch.HParams.Sliding).
 	maskSWA ggml.Tensor
+	// deep is the rows' input [n_embd_inp, rows] when the model has deepstack slices
+	// and the stream holds image rows (the full pass); Nil otherwise.
+	deep ggml.Tensor
 }
 
 // blocks runs every stream through the decoder's blocks, one block at a time for all
@@ -192,6 +195,7 @@ func (d *Decoder) block(ctx *ggml.Context, il int, s *stream) {
 	att := d.attention(ctx, il, s, q, k, v)
 	s.x = ctx.Add(s.x, d.bias(ctx, d.linear(ctx, il, s, l.Wo, att), l.Bo))
 	s.x = d.name(ctx.Add(s.x, d.ffn(ctx, il, s, l)), il, "l_out", s)
+	d.deepstack(ctx, il, s)
 }
 
 // joinKeys keeps a block's keys and values k, v for the streams that read them and
@@ -352,7 +356,23 @@ func (d *Decoder) embed(ctx *ggml.Context, in *Inputs) ggml.Tensor {
 	if d.HP.EmbdScale != 0 {
 		tok = ctx.Scale(tok, d.HP.EmbdScale) // gemma3: token rows only
 	}
-	return ctx.Add(ctx.Mul(tok, in.TokMask), in.Embd)
+	embd := in.Embd
+	if d.HP.Deepstack > 0 { // the embedding is the first n_embd of each row's input
+		embd = ctx.View2D(embd, d.HP.NEmbd, in.Rows, embd.Nb()[1], 0)
+	}
+	return ctx.Add(ctx.Mul(tok, in.TokMask), embd)
+}
+
+// deepstack adds, after block il, the slice il+1 of each row's input (Qwen3-VL's
+// deepstack features; 0 at token rows), as llama.cpp's qwen3vl builder does for the rows
+// of an image batch.
+func (d *Decoder) deepstack(ctx *ggml.Context, il int, s *stream) {
+	if s.deep.Nil() || il >= d.HP.Deepstack {
+		return
+	}
+	n := d.HP.NEmbd
+	feat := ctx.View2D(s.deep, n, s.deep.Ne()[1], s.deep.Nb()[1], (il+1)*n*4)
+	s.x = d.name(ctx.Add(s.x, feat), il, "deepstack_out", s)
 }
 
 // qkv is a block's queries, keys and values of the stream's rows, after RoPE:
@@ -364,6 +384,10 @@ func (d *Decoder) qkv(ctx *ggml.Context, il int, s *stream, l *Layer) (q, k, v g
 	q = ctx.Reshape(d.bias(ctx, d.linear(ctx, il, s, l.Wq, cur), l.Bq), hp.HeadDim, hp.NHead, n)
 	k = ctx.Reshape(d.bias(ctx, d.linear(ctx, il, s, l.Wk, cur), l.Bk), hp.HeadDim, hp.NHeadKV, n)
 	v = ctx.Reshape(d.bias(ctx, d.linear(ctx, il, s, l.Wv, cur), l.Bv), hp.HeadDim, hp.NHeadKV, n)
+	if !l.QNorm.Nil() { // qwen3's per-head RMSNorm of queries and keys, before RoPE
+		q = d.name(ctx.Mul(ctx.RMSNorm(q, hp.RMSEps), l.QNorm), il, "q_normed", s)
+		k = d.name(ctx.Mul(ctx.RMSNorm(k, hp.RMSEps), l.KNorm), il, "k_normed", s)
+	}
 	q = d.name(d.rope(ctx, q, s.pos), il, "q_rope", s)
 	k = d.name(d.rope(ctx, k, s.pos), il, "k_rope", s)
 	return q, k, v
@@ -388,6 +412,8 @@ func (d *Decoder) ropeParams() ggml.RopeParams {
 		mode = ggml.RopeNeox
 	case arch.RopeMRoPE:
 		mode = ggml.RopeMRoPE
+	case arch.RopeIMRoPE:
+		mode = ggml.RopeIMRoPE
 	}
 	return ggml.RopeParams{Dims: r.Dims, Mode: mode, NCtxOrig: r.NCtxOrig, FreqBase: r.Base, FreqScale: r.FreqScale,
 		ExtFactor: r.ExtFactor, AttnFactor: r.AttnFactor, BetaFast: r.BetaFast, BetaSlow: r.BetaSlow}

@@ -2,6 +2,7 @@ package llava_test
 
 import (
 	"path/filepath"
+	"slices"
 	"testing"
 
 	"github.com/calft/calft/bindings/llama"
@@ -144,12 +145,27 @@ func (f *fixture) qwenImages(t *testing.T) []mtmd.Image {
 // ggml_rope_multi) against libllama, text alone and with two images whose rows take
 // mtmd's grid positions, without an adapter, with one, and merged; then the
 // image-absent pass against the sequence without its image rows at the same positions.
+//
+// Qwen3-VL (qwen3vl: QK-norm, interleaved M-RoPE, deepstack slices in every image row)
+// runs the same checks, and its image rows without their deepstack slices must give
+// visibly different logits (or the parity above would not see them ignored).
 func TestMRoPELogitsMatchLibllama(t *testing.T) {
-	for _, proj := range []string{tiny.ProjQwen2VL, tiny.ProjQwen25VL} {
+	for _, c := range []struct {
+		arch, proj string
+		sections   [4]int
+	}{
+		{tiny.ArchQwen2VL, tiny.ProjQwen2VL, [4]int{2, 3, 3, 0}},
+		{tiny.ArchQwen2VL, tiny.ProjQwen25VL, [4]int{2, 3, 3, 0}},
+		{tiny.ArchQwen3VL, tiny.ProjQwen3VL, [4]int{4, 2, 2, 0}},
+	} {
+		proj := c.proj
 		t.Run(proj, func(t *testing.T) {
-			f := newFixtureWith(t, tiny.Options{Seed: 7, Arch: tiny.ArchQwen2VL, Projector: proj}, llava.LoadOptions{})
-			if !f.m.HP.MRoPE() || f.m.HP.Rope.Sections != [4]int{2, 3, 3, 0} {
+			f := newFixtureWith(t, tiny.Options{Seed: 7, Arch: c.arch, Projector: proj}, llava.LoadOptions{})
+			if !f.m.HP.MRoPE() || f.m.HP.Rope.Sections != c.sections {
 				t.Fatalf("calft read %+v", f.m.HP.Rope)
+			}
+			if c.arch == tiny.ArchQwen3VL && f.m.HP.Deepstack != tiny.Qwen3VLDeepstack {
+				t.Fatalf("calft read %d deepstack layers, want %d", f.m.HP.Deepstack, tiny.Qwen3VLDeepstack)
 			}
 			m := mtmd.DefaultMarker()
 			text := f.mropePrompt(t, "<|im_start|>user\nwhat is a red circle?<|im_end|>\n<|im_start|>assistant\na shape", nil)
@@ -184,9 +200,23 @@ func TestMRoPELogitsMatchLibllama(t *testing.T) {
 				if c.name == "images" {
 					// The same rows at plain row-index positions must differ visibly, or
 					// the check above would not see wrong M-RoPE positions.
+					full := seq
 					seq = llava.Sequence{Tokens: seq.Tokens, Embd: seq.Embd}
 					if e := relErr(t, logits(nil), base); e < 1e-3 {
 						t.Errorf("row-index positions change the logits by only %.2e", e)
+					}
+					if hp := f.m.HP; hp.Deepstack > 0 {
+						seq = full
+						seq.Embd = slices.Clone(full.Embd)
+						w := hp.NEmbdInp()
+						for r := 0; r < len(seq.Embd)/w; r++ {
+							clear(seq.Embd[r*w+hp.NEmbd : (r+1)*w])
+						}
+						if e := relErr(t, logits(nil), base); e < 1e-3 {
+							t.Errorf("image rows without their deepstack slices change the logits by only %.2e", e)
+						} else {
+							t.Logf("deepstack slices zeroed: logits change by %.2e", e)
+						}
 					}
 				}
 			}

@@ -211,7 +211,11 @@ func (d *Decoder) ForwardPair(ctx *ggml.Context, in *Inputs, pi *PairInputs, tar
 }
 
 func (d *Decoder) fullStream(in *Inputs, x ggml.Tensor) *stream {
-	return &stream{x: x, pos: in.Pos, mask: in.KQMask, maskSWA: in.KQMaskSWA, w: d.W, drop: d.Train}
+	s := &stream{x: x, pos: in.Pos, mask: in.KQMask, maskSWA: in.KQMaskSWA, w: d.W, drop: d.Train}
+	if d.HP.Deepstack > 0 {
+		s.deep = in.Embd
+	}
+	return s
 }
 
 func (d *Decoder) hiddenStream(pi *PairInputs, full *stream, x ggml.Tensor) *stream {

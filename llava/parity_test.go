@@ -59,7 +59,7 @@ type piece struct {
 // llamaLogits decodes the pieces in order through libllama and returns every row's logits.
 func llamaLogits(t *testing.T, lm *llama.Model, ad *llama.Adapter, pieces []piece) []float32 {
 	t.Helper()
-	ctx, err := llama.NewContext(lm, llama.ContextParams{NCtx: 256, KVF32: true, NThreads: 2})
+	ctx, err := llama.NewContext(lm, llama.ContextParams{NCtx: 512, KVF32: true, NThreads: 2})
 	if err != nil {
 		t.Fatal(err)
 	}

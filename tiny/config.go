@@ -92,6 +92,7 @@ const (
 	ArchLlama   = "llama"
 	ArchQwen2   = "qwen2"
 	ArchQwen2VL = "qwen2vl" // Qwen2-VL's text model (M-RoPE), with a qwen2vl_merger projector
+	ArchQwen3VL = "qwen3vl" // Qwen3-VL's (QK-norm, interleaved M-RoPE, deepstack), with a qwen3vl_merger projector
 )
 
 // Projectors Options.Projector accepts.
@@ -99,7 +100,16 @@ const (
 	ProjMLP      = "mlp"              // LLaVA-1.5 (llama, qwen2)
 	ProjQwen2VL  = "qwen2vl_merger"   // Qwen2-VL (qwen2vl)
 	ProjQwen25VL = "qwen2.5vl_merger" // Qwen2.5-VL (qwen2vl)
+	ProjQwen3VL  = "qwen3vl_merger"   // Qwen3-VL (qwen3vl)
 )
+
+// Qwen3VLDeepstack is the tiny Qwen3-VL's n_deepstack_layers: the output of vision block
+// 0 becomes a deepstack slice, added after text block 0 (the real 2B-8B models take
+// three, from vision blocks 5, 11 and 17 of 24, into text blocks 0-2 of 28 or more).
+// It must stay below the text model's block count: llama.cpp's qwen3vl builder keeps
+// only the output rows after the last block and then adds the slice of every row,
+// which asserts when the last block takes a slice.
+const Qwen3VLDeepstack = 1
 
 // Sizes of the Qwen2-VL-style vision towers: patches of 4 pixels merged 2×2, so a
 // 32×32 image is 4×4 merged rows (mtmd wants 8 to 4096 of them).
@@ -114,16 +124,21 @@ func (o Options) projector(archName string) (string, error) {
 	p := o.Projector
 	if p == "" {
 		p = ProjMLP
-		if archName == ArchQwen2VL {
+		switch archName {
+		case ArchQwen2VL:
 			p = ProjQwen2VL
+		case ArchQwen3VL:
+			p = ProjQwen3VL
 		}
 	}
 	qwen := p == ProjQwen2VL || p == ProjQwen25VL
 	switch {
-	case p != ProjMLP && !qwen:
-		return "", fmt.Errorf("projector %q is not one tiny writes (%s, %s, %s)", p, ProjMLP, ProjQwen2VL, ProjQwen25VL)
+	case p != ProjMLP && !qwen && p != ProjQwen3VL:
+		return "", fmt.Errorf("projector %q is not one tiny writes (%s, %s, %s, %s)", p, ProjMLP, ProjQwen2VL, ProjQwen25VL, ProjQwen3VL)
 	case qwen != (archName == ArchQwen2VL):
 		return "", fmt.Errorf("projector %q does not go with the %s text model (qwen2vl takes %s or %s)", p, archName, ProjQwen2VL, ProjQwen25VL)
+	case (p == ProjQwen3VL) != (archName == ArchQwen3VL):
+		return "", fmt.Errorf("projector %q does not go with the %s text model (qwen3vl takes %s)", p, archName, ProjQwen3VL)
 	}
 	return p, nil
 }
@@ -138,6 +153,11 @@ func (o Options) arch() (string, error) {
 	switch o.Arch {
 	case "", ArchLlama:
 		return ArchLlama, nil
+	case ArchQwen3VL:
+		if o.RopeFreqs || o.Biases || o.RopeScaling != "" {
+			return "", fmt.Errorf("qwen3vl has no rope_freqs.weight, no biases and no RoPE scaling in tiny")
+		}
+		return ArchQwen3VL, nil
 	case ArchQwen2, ArchQwen2VL:
 		if o.HeadDim != 0 {
 			return "", fmt.Errorf("%s's queries must be n_embd wide: no other head width", o.Arch)
@@ -152,7 +172,7 @@ func (o Options) arch() (string, error) {
 		}
 		return ArchGemma3, nil
 	}
-	return "", fmt.Errorf("architecture %q is not one tiny generates (%s, %s, %s, %s)", o.Arch, ArchLlama, ArchQwen2, ArchQwen2VL, ArchGemma3)
+	return "", fmt.Errorf("architecture %q is not one tiny generates (%s, %s, %s, %s, %s)", o.Arch, ArchLlama, ArchQwen2, ArchQwen2VL, ArchQwen3VL, ArchGemma3)
 }
 
 // fileTypes maps the weight types tiny writes to llama.cpp's general.file_type

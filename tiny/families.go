@@ -65,6 +65,11 @@ func (o Options) vocab() Vocab {
 		add("<img>", typeControl)
 		add("</img>", typeControl)
 	}
+	if o.Family == FamilyMiniCPMV {
+		for _, tok := range miniCPMVTokens {
+			add(tok, typeControl)
+		}
+	}
 	if o.Family == FamilyPixtral {
 		for _, tok := range []string{InstStart, InstEnd, ImgBreak, ImgEnd} {
 			add(tok, typeControl)
@@ -104,8 +109,13 @@ func (o Options) checkFamily() error {
 			return fmt.Errorf("family %s has a qwen2 text model (InternVL 2.5/3), not %s", o.Family, a)
 		}
 		return nil
+	case FamilyMiniCPMV:
+		if a, _ := o.arch(); a != ArchQwen2 {
+			return fmt.Errorf("family %s has a qwen2 text model (MiniCPM-V 2.6), not %s", o.Family, a)
+		}
+		return nil
 	}
-	return fmt.Errorf("family %q is not one tiny generates (%s, %s, %s, %s)", o.Family, FamilyLLaVA15, FamilySmolVLM, FamilyInternVL, FamilyPixtral)
+	return fmt.Errorf("family %q is not one tiny generates (%s, %s, %s, %s, %s)", o.Family, FamilyLLaVA15, FamilySmolVLM, FamilyInternVL, FamilyPixtral, FamilyMiniCPMV)
 }
 
 // setFamilyTokens changes the tokenizer keys setTextMetadata wrote where the family's
@@ -123,6 +133,9 @@ func (o Options) setFamilyTokens(w *gguf.Writer) {
 		w.Set("tokenizer.chat_template", gguf.StringValue(SmolVLMChatTemplate))
 	case FamilyInternVL:
 		w.Set("tokenizer.ggml.add_bos_token", gguf.BoolValue(false))
+	case FamilyMiniCPMV:
+		w.Set("tokenizer.ggml.add_bos_token", gguf.BoolValue(false))
+		w.Set("tokenizer.chat_template", gguf.StringValue(MiniCPMVChatTemplate))
 	case FamilyPixtral:
 		w.Set("tokenizer.chat_template", gguf.StringValue(PixtralChatTemplate))
 	}

@@ -27,6 +27,8 @@ func writeMmproj(path string, o Options) error {
 		return writeInternVL(path, o)
 	case FamilyPixtral:
 		return writePixtral(path, o)
+	case FamilyMiniCPMV:
+		return writeMiniCPMV(path, o)
 	}
 	if o.Arch == ArchGemma3 {
 		return writeGemma3Mmproj(path, o)
@@ -39,6 +41,9 @@ func writeMmproj(path string, o Options) error {
 	proj, err := o.projector(hp.Arch)
 	if err != nil {
 		return err
+	}
+	if proj == ProjQwen3VL {
+		return writeQwen3VLMmproj(path, hp.NEmbd, rng)
 	}
 	if proj != ProjMLP {
 		return writeQwenMmproj(path, proj, hp.NEmbd, rng)

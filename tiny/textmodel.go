@@ -89,7 +89,7 @@ func (o Options) HParams() (arch.HParams, error) {
 	if err != nil {
 		return arch.HParams{}, err
 	}
-	sh := TextShape{NEmbd, NLayer, NHead, NHeadKV, NFF}
+	sh := o.familyShape(TextShape{NEmbd, NLayer, NHead, NHeadKV, NFF})
 	ctx := NCtx
 	if o.Text != nil {
 		sh, ctx = *o.Text, 4096
@@ -107,7 +107,15 @@ func (o Options) HParams() (arch.HParams, error) {
 	hp := arch.HParams{Arch: archName, NEmbd: sh.NEmbd, NLayer: sh.NLayer, NHead: sh.NHead, NHeadKV: sh.NHeadKV, HeadDim: hd,
 		NFF: sh.NFF, NVocab: len(o.vocab().Tokens), NCtxTrain: ctx, RMSEps: RMSEps, Tied: o.TiedOutput,
 		Rope: arch.NoScaling(a.Rope, hd, RopeBase, ctx)}
-	if hp.MRoPE() {
+	switch {
+	case hp.Rope.Type == arch.RopeIMRoPE:
+		// Qwen3-VL's proportions ([24, 20, 20, 0] of 64 pairs): 5/16 each for height
+		// and width, the rest for time.
+		n := hd / 2
+		hw := n * 5 / 16
+		hp.Rope.Sections = [4]int{n - 2*hw, hw, hw, 0}
+		hp.Deepstack = Qwen3VLDeepstack
+	case hp.MRoPE():
 		// Qwen2-VL's proportions ([16, 24, 24, 0] of 64 pairs): a quarter of the
 		// pairs for time, the rest split between height and width.
 		n := hd / 2
@@ -203,6 +211,9 @@ func setTextMetadata(w *gguf.Writer, v Vocab, hp *arch.HParams, ftype uint32, o 
 	if hp.MRoPE() {
 		s := hp.Rope.Sections
 		w.Set(arch+".rope.dimension_sections", gguf.ArrayValue([]int32{int32(s[0]), int32(s[1]), int32(s[2]), int32(s[3])}))
+	}
+	if hp.Deepstack > 0 {
+		w.Set(arch+".n_deepstack_layers", gguf.Uint32Value(uint32(hp.Deepstack)))
 	}
 	if o.RopeScaling != "" {
 		w.Set(arch+".rope.scaling.type", gguf.StringValue(o.RopeScaling))

@@ -102,7 +102,7 @@ func OpenEnv(o EnvOptions) (*Env, error) {
 
 // Sequence assembles a built sample's decoder input.
 func (e *Env) Sequence(s *data.Sample) (llava.Sequence, error) {
-	return e.Cache.Sequence(s, e.Model.HP.NEmbd)
+	return e.Cache.Sequence(s, e.Model.HP.NEmbdInp())
 }
 
 // Close frees everything.
@@ -164,7 +164,7 @@ func (e *Env) CacheBytes(samples []*data.Sample) int64 {
 		for i, p := range s.Images {
 			if !seen[p] {
 				seen[p] = true
-				n += int64(s.NImage[i]) * int64(e.Model.HP.NEmbd) * data.EmbedBytes
+				n += int64(s.NImage[i]) * int64(e.Model.HP.NEmbdInp()) * data.EmbedBytes
 			}
 		}
 	}

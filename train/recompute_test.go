@@ -23,7 +23,7 @@ func TestRecomputeGivesTheSameGradients(t *testing.T) {
 		dropout float64
 		arch    string
 	}{{"ce", cal.CE, 0, ""}, {"cal", cal.CAL, 0, ""}, {"cal-dropout", cal.CAL, 0.3, ""}, {"ce-dropout", cal.CE, 0.3, ""},
-		{"qwen2vl-cal", cal.CAL, 0, tiny.ArchQwen2VL}} {
+		{"qwen2vl-cal", cal.CAL, 0, tiny.ArchQwen2VL}, {"qwen3vl-cal", cal.CAL, 0, tiny.ArchQwen3VL}} {
 		t.Run(c.name, func(t *testing.T) {
 			m, be, s := tinySampleWith(t, tiny.Options{Seed: 11, Arch: c.arch}, llava.LoadOptions{})
 			grads := func(recompute string, keep int) ([][]float32, float64) {

@@ -16,7 +16,7 @@ import (
 // TestGradientsOnOtherBases runs the LoRA gradient check on bases that are not the
 // default F32 llama: half-precision weights, which out_prod cannot take, so they are
 // loaded Trainable and converted to F32; the qwen2 architecture (q/k/v biases, neox
-// RoPE); qwen2vl (M-RoPE); Llama 3.x's RoPE frequency factors with llama's optional
+// RoPE); qwen2vl (M-RoPE); qwen3vl (interleaved M-RoPE, QK-norm, deepstack); Llama 3.x's RoPE frequency factors with llama's optional
 // biases; YaRN; gemma3. Q8_0 bases have their own test below.
 func TestGradientsOnOtherBases(t *testing.T) {
 	for _, c := range []struct {
@@ -36,6 +36,8 @@ func TestGradientsOnOtherBases(t *testing.T) {
 		// Qwen2-VL: M-RoPE (ggml_rope_multi's backward), image rows on a 4×4 grid.
 		{"qwen2vl", tiny.Options{Seed: 11, Arch: tiny.ArchQwen2VL}},
 		{"qwen25vl", tiny.Options{Seed: 11, Arch: tiny.ArchQwen2VL, Projector: tiny.ProjQwen25VL}},
+		// Qwen3-VL: interleaved M-RoPE, QK-norm, deepstack slices added after blocks 0, 1.
+		{"qwen3vl", tiny.Options{Seed: 11, Arch: tiny.ArchQwen3VL}},
 		// Gemma 3: QK-norm, post-norms, the differentiable GELU(tanh) feed-forward, the
 		// sliding window on layers 0-4 (the sample is longer than the window).
 		{"gemma3", tiny.Options{Seed: 11, Arch: tiny.ArchGemma3}},

@@ -106,6 +106,7 @@ const (
 	RopeNormal = C.GGML_ROPE_TYPE_NORMAL // rotates adjacent pairs (llama)
 	RopeNeox   = C.GGML_ROPE_TYPE_NEOX   // rotates the two halves (qwen2, neox)
 	RopeMRoPE  = C.GGML_ROPE_TYPE_MROPE  // NeoX halves, sections of pairs per position (qwen2vl)
+	RopeIMRoPE = C.GGML_ROPE_TYPE_IMROPE // NeoX halves, pairs cycling through the positions (qwen3vl)
 )
 
 // RopeParams are ggml_rope_ext's settings besides the positions: the rotated

@@ -46,6 +46,9 @@ func TestTiledAndWrappedFamilies(t *testing.T) {
 		{"smolvlm", []string{"<|im_start|> User: <fake_token_around_image><row_1_col_1><image", "<global-img><image",
 			"Assistant:[[ ", "<end_of_utterance>]]"}},
 		{"internvl", []string{"<|im_start|> user\n<img><image: rows", "></img>", "assistant\n[[", "<|im_end|>]]"}},
+		// MiniCPM-V 2.6: an overview and 2×2 slices, each an image chunk of 64 rows.
+		{"minicpmv", []string{"<|im_start|> user\n<image><image: rows 4-67></image><slice><image: rows 70-133></slice><slice>",
+			"</slice>\n<slice><image: rows 203-266></slice><slice><image: rows 269-332></slice>", "assistant\n[[", "<|im_end|>]]"}},
 	} {
 		t.Run(c.family, func(t *testing.T) {
 			d := filepath.Join(t.TempDir(), "tiny")
@@ -81,4 +84,37 @@ func TestTiledAndWrappedFamilies(t *testing.T) {
 			t.Logf("%s adapter answers: %q", c.family, strings.TrimSpace(gen))
 		})
 	}
+}
+
+// TestMismatchedFamiliesExit pairs each family's text model with the next family's
+// mmproj, and the other way round: every pair is refused before llama.cpp sees it,
+// exit 1, the message naming both files. (The tiny models share one width, so only the
+// family check can tell them apart.)
+func TestMismatchedFamiliesExit(t *testing.T) {
+	families := []string{"llava15", "smolvlm", "qwen2vl", "qwen3vl", "internvl", "minicpmv", "pixtral", "gemma3"}
+	dirs := map[string]string{}
+	for _, f := range families {
+		d := filepath.Join(t.TempDir(), f)
+		if msg, code := run(t, "make-tiny", "--family", f, "--out", d); code != 0 {
+			t.Fatalf("make-tiny --family %s: exit %d\n%s", f, code, msg)
+		}
+		dirs[f] = d
+	}
+	for i, text := range families {
+		for _, proj := range []string{families[(i+1)%len(families)], families[(i+len(families)-1)%len(families)]} {
+			model, mmproj := filepath.Join(dirs[text], "base.gguf"), filepath.Join(dirs[proj], "mmproj.gguf")
+			msg, code := run(t, "train", "--model", model, "--mmproj", mmproj, "--data", filepath.Join(dirs[text], "data.json"),
+				"--out", filepath.Join(t.TempDir(), "run"), "--template", "chatml", "--dry-run")
+			if code != 1 || !strings.Contains(msg, model) || !strings.Contains(msg, mmproj) {
+				t.Errorf("%s text with %s mmproj: exit %d (want 1, naming both files)\n%s", text, proj, code, msg)
+				continue
+			}
+			t.Logf("%s text + %s mmproj: %s", text, proj, firstLine(msg))
+		}
+	}
+}
+
+func firstLine(s string) string {
+	s, _, _ = strings.Cut(strings.TrimSpace(s), "\n")
+	return s
 }

@@ -313,14 +313,14 @@ func TestInvalidCALOptions(t *testing.T) {
 
 // TestTrainFamilies runs `calft train` end to end on make-tiny --family qwen2vl (M-RoPE
 // text model, qwen2vl_merger projector) with both objectives, and with CAL on --family
-// qwen25vl (Qwen2.5-VL's projector), gemma3 (Gemma 3's projector, whose image rows
+// qwen25vl (Qwen2.5-VL's projector), qwen3vl (deepstack rows), gemma3 (Gemma 3's projector, whose image rows
 // attend to each other both ways) and pixtral ([IMG_BREAK] rows inside the image chunk):
 // the validation loss falls, and libllama generates with the adapter.
 func TestTrainFamilies(t *testing.T) {
 	for _, c := range []struct {
 		family, obj string
 		steps       int
-	}{{"qwen2vl", "cal", 30}, {"qwen2vl", "ce", 30}, {"qwen25vl", "cal", 30}, {"gemma3", "cal", 40}, {"pixtral", "cal", 30}} {
+	}{{"qwen2vl", "cal", 30}, {"qwen2vl", "ce", 30}, {"qwen25vl", "cal", 30}, {"qwen3vl", "cal", 40}, {"gemma3", "cal", 40}, {"pixtral", "cal", 30}} {
 		t.Run(c.family+"/"+c.obj, func(t *testing.T) {
 			d := filepath.Join(t.TempDir(), "tiny")
 			if msg, code := run(t, "make-tiny", "--out", d, "--family", c.family); code != 0 {

@@ -200,14 +200,44 @@ func TestCheckQwen2VL(t *testing.T) {
 			wantErr(t, err, c.kind, c.fragment...)
 		})
 	}
-	// A Qwen2-VL projector with a text model without M-RoPE is refused; the other way
-	// round libllama gives the rows (p, p, p, 0), as calft does.
+	// A Qwen2-VL projector with a text model without M-RoPE is refused; so is the other
+	// way round (libllama would give the rows (p, p, p, 0), but no such model exists:
+	// LLaVA's projector goes with llama and qwen2 text models).
 	llamaBase, llavaMmproj := tinyModel(t)
 	_, _, err = check.ModelAndMmproj(llamaBase, filepath.Join(dir, tiny.MmprojFile))
-	wantErr(t, err, gguf.ErrMismatch, "qwen2vl_merger", "M-RoPE", "llama")
-	if _, _, err := check.ModelAndMmproj(base, llavaMmproj); err != nil {
-		t.Errorf("qwen2vl with an mlp projector: %v", err)
+	wantErr(t, err, gguf.ErrMismatch, "qwen2vl_merger", "M-RoPE", llamaBase, "(llama)")
+	_, _, err = check.ModelAndMmproj(base, llavaMmproj)
+	wantErr(t, err, gguf.ErrMismatch, "(mlp)", "llama or qwen2 text models", base, "is qwen2vl")
+	// Qwen3-VL's projector appends deepstack slices to each row: with Qwen2-VL's text
+	// model the widths differ (128 vs 64), and Qwen2-VL's projector gives Qwen3-VL's
+	// text model rows without the slices it expects; both are refused naming both files.
+	q3 := t.TempDir()
+	if err := tiny.GenerateWith(q3, tiny.Options{Seed: 7, Arch: tiny.ArchQwen3VL}); err != nil {
+		t.Fatal(err)
 	}
+	q3Base, q3Mmproj := filepath.Join(q3, tiny.BaseFile), filepath.Join(q3, tiny.MmprojFile)
+	if _, _, err := check.ModelAndMmproj(q3Base, q3Mmproj); err != nil {
+		t.Fatalf("qwen3vl with its own projector: %v", err)
+	}
+	_, _, err = check.ModelAndMmproj(base, q3Mmproj)
+	wantErr(t, err, gguf.ErrMismatch, "Qwen3-VL projector (qwen3vl_merger)", q3Mmproj, base, "is qwen2vl")
+	_, _, err = check.ModelAndMmproj(q3Base, filepath.Join(dir, tiny.MmprojFile))
+	wantErr(t, err, gguf.ErrMismatch, "Qwen2-VL projector (qwen2vl_merger)", q3Base, "is qwen3vl")
+	// The widths themselves: Qwen3-VL's rows are n_embd × (1 + deepstack layers) wide.
+	q3Model, err := check.TextModel(q3Base)
+	if err != nil {
+		t.Fatal(err)
+	}
+	q3mm, err := check.Mmproj(q3Mmproj)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if q3mm.OutputWidth != 128 || q3Model.NEmbdInp() != 128 || q3mm.Deepstack != 1 {
+		t.Fatalf("qwen3vl: projector rows %d wide (%d deepstack), text input %d", q3mm.OutputWidth, q3mm.Deepstack, q3Model.NEmbdInp())
+	}
+	narrow := *q3Model
+	narrow.Deepstack = 0
+	wantErr(t, check.MmprojForModel(q3mm, &narrow), gguf.ErrMismatch, "width 128", "n_embd 64", q3Base)
 	// UINT32 sections are read too, as llama.cpp reads them.
 	if _, err := check.TextModel(rewrite(t, base, set(gguf.ArrayValue([]uint32{2, 3, 3, 0})), nil)); err != nil {
 		t.Errorf("UINT32 sections: %v", err)

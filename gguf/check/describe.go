@@ -83,6 +83,9 @@ func describeTextModel(f *gguf.File, d *Description) {
 	}
 	d.add("parameters", "%s", humanCount(m.NParams))
 	d.add("embedding", "%d", m.NEmbd)
+	if m.Deepstack > 0 {
+		d.add("deepstack", "%d layers: image rows are %d wide (n_embd × %d)", m.Deepstack, m.NEmbdInp(), 1+m.Deepstack)
+	}
 	d.add("layers", "%d", m.NLayer)
 	d.add("heads", "%d query, %d key/value, head width %d", m.NHead, m.NHeadKV, m.HeadDim)
 	d.add("feed-forward", "%d", m.NFF)
@@ -136,6 +139,9 @@ func describeMmproj(f *gguf.File, d *Description) {
 	}
 	d.add("projector", "%s", m.ProjectorType)
 	if fam, ok := projectorFamilies[m.ProjectorType]; ok {
+		if name, ok := resamplerModels[m.MiniCPMVVersion]; ok {
+			fam = name + " (slices as separate image chunks)"
+		}
 		d.add("family", "%s", fam)
 	}
 	d.add("parameters", "%s", humanCount(m.NParams))
@@ -145,6 +151,9 @@ func describeMmproj(f *gguf.File, d *Description) {
 	tokens := unknownIfZero(m.TokensPerImage)
 	if m.TokensPerImage == 0 && mropeProjectors[m.ProjectorType] {
 		tokens = "(W/2p)·(H/2p) for a W×H image (2×2 patches merged), on an M-RoPE grid"
+	}
+	if m.TokensPerSlice > 0 {
+		tokens = fmt.Sprintf("%d per slice (minicpmv_version %d): the overview, and each slice of an image larger than %d×%d (up to 9)", m.TokensPerSlice, m.MiniCPMVVersion, m.ImageSize, m.ImageSize)
 	}
 	d.add("tokens per image", "%s", tokens)
 }

@@ -3,6 +3,7 @@ package check
 import (
 	"fmt"
 	"slices"
+	"strings"
 
 	"github.com/calft/calft/gguf"
 )
@@ -30,6 +31,9 @@ type MmprojInfo struct {
 	// TokensPerImage is the number of rows one image becomes; 0 if it
 	// depends on the image or is unknown for this projector.
 	TokensPerImage int
+	// TokensPerSlice, for MiniCPM-V's resampler, is the rows of the overview and of each
+	// slice (an image larger than ImageSize is sliced); MiniCPMVVersion its version.
+	TokensPerSlice, MiniCPMVVersion int
 
 	Tensors map[string]gguf.TensorInfo
 	NParams uint64
@@ -238,6 +242,8 @@ func measureProjector(f *gguf.File, m *MmprojInfo) error {
 			return gguf.Errorf(f.Path, gguf.ErrCorrupt, "%s projector needs clip.vision.projector.scale_factor of at least %d dividing %d patches per side, got %d; %s", m.ProjectorType, least, side, m.ScaleFactor, adviceReconvert)
 		}
 		m.TokensPerImage = patches / (m.ScaleFactor * m.ScaleFactor)
+	case "resampler":
+		return checkResampler(f, m)
 	case "gemma3":
 		merge := 4 // mtmd's default for gemma3
 		if m.ScaleFactor > 0 {
@@ -443,8 +449,90 @@ func MmprojForModel(mm *MmprojInfo, model *TextModelInfo) error {
 	if mropeProjectors[mm.ProjectorType] && !model.MRoPE() {
 		return gguf.Errorf(mm.Path, gguf.ErrMismatch, "the %s projector lays image rows on a grid of M-RoPE positions, but the text model %s (%s) takes one position per row; pass the mmproj made for this model (Qwen2-VL's text architecture is qwen2vl)", mm.ProjectorType, model.Path, model.Arch)
 	}
-	if mm.OutputWidth != model.NEmbd {
-		return gguf.Errorf(mm.Path, gguf.ErrMismatch, "the %s projector produces image rows of width %d, but the text model %s has n_embd %d; pass the mmproj file made for this model", mm.ProjectorType, mm.OutputWidth, model.Path, model.NEmbd)
+	if err := projectorFitsFamily(mm, model); err != nil {
+		return err
+	}
+	if mm.OutputWidth != model.NEmbdInp() {
+		in := fmt.Sprintf("n_embd %d", model.NEmbd)
+		if model.Deepstack > 0 {
+			in = fmt.Sprintf("an input width of %d (n_embd %d × (1 + %d deepstack layers))", model.NEmbdInp(), model.NEmbd, model.Deepstack)
+		}
+		return gguf.Errorf(mm.Path, gguf.ErrMismatch, "the %s projector produces image rows of width %d, but the text model %s (%s) has %s; pass the mmproj file made for this model", mm.ProjectorType, mm.OutputWidth, model.Path, model.Arch, in)
+	}
+	return nil
+}
+
+// projectorPairing is what a projector's real files go with: the text architectures
+// of the models shipped with it, and the tokens mtmd (or the family's prompt) marks its
+// images with, which the text model's vocabulary must hold as single tokens.
+type projectorPairing struct {
+	family  string
+	archs   []string
+	markers []string
+}
+
+// projectorPairings are the projectors of the families calft knows. Widths catch most
+// mismatched pairs of real files, but not all (and none of two tiny models of one
+// width): a projector with a text model of another family would run, on a prompt
+// whose image markers are split into pieces or on a decoder it was never trained for.
+var projectorPairings = map[string]projectorPairing{
+	"mlp":              {"LLaVA-1.5/NeXT", []string{"llama", "qwen2"}, nil},
+	"idefics3":         {"SmolVLM", []string{"llama"}, []string{"<fake_token_around_image>", "<global-img>"}},
+	"internvl":         {"InternVL", []string{"qwen2", "llama"}, []string{"<img>", "</img>"}},
+	"pixtral":          {"Pixtral/Mistral-Small", []string{"llama", "mistral3"}, []string{"[IMG_BREAK]", "[IMG_END]"}},
+	"gemma3":           {"Gemma 3", []string{"gemma3"}, nil},
+	"qwen2vl_merger":   {"Qwen2-VL", []string{"qwen2vl"}, nil},
+	"qwen2.5vl_merger": {"Qwen2.5-VL", []string{"qwen2vl"}, nil},
+	"qwen3vl_merger":   {"Qwen3-VL", []string{"qwen3vl"}, nil},
+	"resampler":        {"MiniCPM-V", []string{"qwen2", "llama"}, []string{"<image>", "</image>", "<slice>", "</slice>"}},
+}
+
+// markerTokens are every projector's marker tokens, which the vocabulary check records.
+var markerTokens = func() map[string]bool {
+	out := map[string]bool{}
+	for _, f := range projectorPairings {
+		for _, m := range f.markers {
+			out[m] = true
+		}
+	}
+	return out
+}()
+
+// projectorFitsFamily refuses a projector with a text model of another family: an
+// architecture the projector's models never have, or a vocabulary without its markers.
+func projectorFitsFamily(mm *MmprojInfo, model *TextModelInfo) error {
+	pf, ok := projectorPairings[mm.ProjectorType]
+	if !ok {
+		return nil
+	}
+	if !slices.Contains(pf.archs, model.Arch) {
+		return gguf.Errorf(mm.Path, gguf.ErrMismatch, "is the %s projector (%s), made for %s text models, but the text model %s is %s; pass the mmproj made for this model",
+			pf.family, mm.ProjectorType, strings.Join(pf.archs, " or "), model.Path, model.Arch)
+	}
+	var missing []string
+	for _, m := range pf.markers {
+		if model.Vocab.Markers == nil || !model.Vocab.Markers[m] {
+			missing = append(missing, m)
+		}
+	}
+	if len(missing) > 0 {
+		return gguf.Errorf(mm.Path, gguf.ErrMismatch, "is the %s projector (%s), whose images are marked with %s, but the vocabulary of the text model %s lacks %s: it is not from the %s family; pass the mmproj made for this model",
+			pf.family, mm.ProjectorType, strings.Join(pf.markers, " "), model.Path, strings.Join(missing, " "), pf.family)
+	}
+	// A text model whose vocabulary holds every marker of another family is that
+	// family's (LLaVA's mlp projector, which has none, would otherwise pass with it).
+	for typ, other := range projectorPairings {
+		if len(other.markers) == 0 || other.family == pf.family || !slices.Contains(other.archs, model.Arch) {
+			continue
+		}
+		all := true
+		for _, m := range other.markers {
+			all = all && model.Vocab.Markers[m]
+		}
+		if all {
+			return gguf.Errorf(mm.Path, gguf.ErrMismatch, "is the %s projector (%s), but the text model %s is from the %s family (its vocabulary has %s, which mark %s's images); pass the mmproj made for this model",
+				pf.family, mm.ProjectorType, model.Path, other.family, strings.Join(other.markers, " "), typ)
+		}
 	}
 	return nil
 }

@@ -31,6 +31,9 @@ type VocabInfo struct {
 
 	NControl, NByte, NUserDefined, NUnknown, NUnused int
 	ChatTemplate                                     string // "" if the file has none
+	// Markers are the projectors' image-marker tokens (projectorPairings) the
+	// vocabulary holds as single tokens.
+	Markers map[string]bool
 }
 
 // specialIDKeys are the special-token keys llama.cpp reads with its u32
@@ -91,6 +94,12 @@ func inspectVocab(f *gguf.File) (*VocabInfo, []string, error) {
 	}
 	if err := checkUniqueTokens(f, tokens); err != nil {
 		return nil, nil, err
+	}
+	v.Markers = map[string]bool{}
+	for _, tok := range tokens {
+		if markerTokens[tok] {
+			v.Markers[tok] = true
+		}
 	}
 	if f.Has("tokenizer.ggml.scores") {
 		scores, err := f.Float32s("tokenizer.ggml.scores")

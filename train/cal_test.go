@@ -1,6 +1,7 @@
 package train
 
 import (
+	"github.com/calft/calft/chat"
 	"math"
 	"path/filepath"
 	"strings"
@@ -21,11 +22,15 @@ func calFixture(t *testing.T) (*Env, []data.Record) {
 // calFixtureWith is calFixture for a tiny model generated with options o.
 func calFixtureWith(t *testing.T, o tiny.Options) (*Env, []data.Record) {
 	t.Helper()
+	template := ""
+	if o.Family == tiny.FamilyLLaVA15 {
+		template = chat.LLaVA15 // the GGUFs ship no template
+	}
 	dir := t.TempDir()
 	if err := tiny.GenerateWith(dir, o); err != nil {
 		t.Fatal(err)
 	}
-	env, err := OpenEnv(EnvOptions{Model: filepath.Join(dir, "base.gguf"), Mmproj: filepath.Join(dir, "mmproj.gguf"), ImageDir: dir, Threads: 2})
+	env, err := OpenEnv(EnvOptions{Model: filepath.Join(dir, "base.gguf"), Mmproj: filepath.Join(dir, "mmproj.gguf"), ImageDir: dir, Threads: 2, Template: template})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -123,6 +128,14 @@ func TestCALMatchesReference(t *testing.T) {
 		{"qwen2vl", tiny.Options{Seed: 21, Arch: tiny.ArchQwen2VL}},
 		// Interleaved M-RoPE, QK-norm and deepstack slices on the image rows.
 		{"qwen3vl", tiny.Options{Seed: 21, Arch: tiny.ArchQwen3VL}},
+		// The tiled and wrapped families: every tile's or slice's rows hidden in the
+		// image-absent pass, the marker text between them kept.
+		{"smolvlm", tiny.Options{Seed: 21, Family: tiny.FamilySmolVLM}},
+		{"internvl", tiny.Options{Seed: 21, Family: tiny.FamilyInternVL, Arch: tiny.ArchQwen2}},
+		{"minicpmv", tiny.Options{Seed: 21, Family: tiny.FamilyMiniCPMV, Arch: tiny.ArchQwen2}},
+		{"pixtral", tiny.Options{Seed: 21, Family: tiny.FamilyPixtral}},
+		{"llava15", tiny.Options{Seed: 21, Family: tiny.FamilyLLaVA15}},
+		{"gemma3", tiny.Options{Seed: 21, Arch: tiny.ArchGemma3}},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			env, recs := calFixtureWith(t, c.o)
@@ -171,6 +184,7 @@ func checkCALMatchesReference(t *testing.T, env *Env, recs []data.Record) {
 			spread = spread || math.Abs(ref.Weight[i]-ref.Weight[0]) > 1e-3
 		}
 		rl := relDiff(loss, refLoss)
+		t.Logf("loss blocks of %d rows, hidden rows %d, kept rows %d, %+v: %d targets, worst Δ error %.2e, worst w error %.2e, loss %.6f vs %.6f (rel %.2e)", c.block, hidden, c.kept, opt, len(ref.Delta), worstD, worstW, loss, refLoss, rl)
 		if worstD > 1e-4 || worstW > 1e-4 || rl > 1e-4 {
 			t.Errorf("%+v: ggml and the float64 reference differ beyond 1e-4", opt)
 		}

@@ -36,8 +36,15 @@ func TestGradientsOnOtherBases(t *testing.T) {
 		// Qwen2-VL: M-RoPE (ggml_rope_multi's backward), image rows on a 4×4 grid.
 		{"qwen2vl", tiny.Options{Seed: 11, Arch: tiny.ArchQwen2VL}},
 		{"qwen25vl", tiny.Options{Seed: 11, Arch: tiny.ArchQwen2VL, Projector: tiny.ProjQwen25VL}},
-		// Qwen3-VL: interleaved M-RoPE, QK-norm, deepstack slices added after blocks 0, 1.
+		// Qwen3-VL: interleaved M-RoPE, QK-norm, the deepstack slice added after block 0.
 		{"qwen3vl", tiny.Options{Seed: 11, Arch: tiny.ArchQwen3VL}},
+		// The tiled and wrapped families on their own tiny files: the decoder is llama's
+		// or qwen2's (Pixtral's with wider heads); the image rows are the family's.
+		{"smolvlm", tiny.Options{Seed: 11, Family: tiny.FamilySmolVLM}},
+		{"internvl", tiny.Options{Seed: 11, Family: tiny.FamilyInternVL, Arch: tiny.ArchQwen2}},
+		{"minicpmv", tiny.Options{Seed: 11, Family: tiny.FamilyMiniCPMV, Arch: tiny.ArchQwen2}},
+		{"pixtral", tiny.Options{Seed: 11, Family: tiny.FamilyPixtral}},
+		{"llava15", tiny.Options{Seed: 11, Family: tiny.FamilyLLaVA15}},
 		// Gemma 3: QK-norm, post-norms, the differentiable GELU(tanh) feed-forward, the
 		// sliding window on layers 0-4 (the sample is longer than the window).
 		{"gemma3", tiny.Options{Seed: 11, Arch: tiny.ArchGemma3}},

@@ -314,13 +314,16 @@ func TestInvalidCALOptions(t *testing.T) {
 // TestTrainFamilies runs `calft train` end to end on make-tiny --family qwen2vl (M-RoPE
 // text model, qwen2vl_merger projector) with both objectives, and with CAL on --family
 // qwen25vl (Qwen2.5-VL's projector), qwen3vl (deepstack rows), gemma3 (Gemma 3's projector, whose image rows
-// attend to each other both ways) and pixtral ([IMG_BREAK] rows inside the image chunk):
+// attend to each other both ways), pixtral ([IMG_BREAK] rows inside the image chunk) and llava15
+// (LLaVA-1.5's own prompt format, --template llava15):
 // the validation loss falls, and libllama generates with the adapter.
 func TestTrainFamilies(t *testing.T) {
 	for _, c := range []struct {
 		family, obj string
 		steps       int
-	}{{"qwen2vl", "cal", 30}, {"qwen2vl", "ce", 30}, {"qwen25vl", "cal", 30}, {"qwen3vl", "cal", 40}, {"gemma3", "cal", 40}, {"pixtral", "cal", 30}} {
+		template    []string // LLaVA-1.5's GGUFs ship no chat template
+	}{{"qwen2vl", "cal", 40, nil}, {"qwen2vl", "ce", 30, nil}, {"qwen25vl", "cal", 40, nil}, {"qwen3vl", "cal", 40, nil},
+		{"gemma3", "cal", 40, nil}, {"pixtral", "cal", 40, nil}, {"llava15", "cal", 40, []string{"--template", "llava15"}}} {
 		t.Run(c.family+"/"+c.obj, func(t *testing.T) {
 			d := filepath.Join(t.TempDir(), "tiny")
 			if msg, code := run(t, "make-tiny", "--out", d, "--family", c.family); code != 0 {
@@ -328,7 +331,7 @@ func TestTrainFamilies(t *testing.T) {
 			}
 			out := filepath.Join(t.TempDir(), "run")
 			steps := strconv.Itoa(c.steps)
-			msg, code := run(t, trainArgs(d, out, "--objective", c.obj, "--steps", steps, "--val-every", strconv.Itoa(c.steps/2))...)
+			msg, code := run(t, trainArgs(d, out, append([]string{"--objective", c.obj, "--steps", steps, "--val-every", strconv.Itoa(c.steps / 2)}, c.template...)...)...)
 			if code != 0 {
 				t.Fatalf("train: exit %d\n%s", code, msg)
 			}
@@ -338,9 +341,9 @@ func TestTrainFamilies(t *testing.T) {
 			if s.Steps != c.steps || !(last < 0.9*first) {
 				t.Errorf("%d steps, validation loss %.4f → %.4f: not lower", s.Steps, first, last)
 			}
-			gen, code := run(t, "generate", "--model", filepath.Join(d, "base.gguf"), "--mmproj", filepath.Join(d, "mmproj.gguf"),
+			gen, code := run(t, append([]string{"generate", "--model", filepath.Join(d, "base.gguf"), "--mmproj", filepath.Join(d, "mmproj.gguf"),
 				"--image", filepath.Join(d, "images", "004.png"), "--lora", filepath.Join(out, "adapter.gguf"),
-				"--prompt", "what do you see?", "--n", "12")
+				"--prompt", "what do you see?", "--n", "12"}, c.template...)...)
 			if code != 0 || strings.TrimSpace(gen) == "" {
 				t.Fatalf("generate --lora: exit %d, %q", code, gen)
 			}

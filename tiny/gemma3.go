@@ -96,7 +96,7 @@ func writeGemma3Mmproj(path string, o Options) error {
 	w.Set("clip.vision.image_mean", gguf.ArrayValue(half))
 	w.Set("clip.vision.image_std", gguf.ArrayValue(half))
 
-	v.tower((ImageSize/PatchSize)*(ImageSize/PatchSize), false, false)
+	v.tower(towerShape{nPos: (ImageSize / PatchSize) * (ImageSize / PatchSize)})
 	v.layerNorm("v.post_ln", VisionWidth)
 	v.add("mm.soft_emb_norm.weight", []uint64{VisionWidth}, v.norm(VisionWidth))
 	v.add("mm.input_projection.weight", []uint64{uint64(hp.NEmbd), VisionWidth}, v.lin(VisionWidth, hp.NEmbd, 1))

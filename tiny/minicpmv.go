@@ -1,7 +1,6 @@
 package tiny
 
 import (
-	"fmt"
 	"math"
 
 	"github.com/calft/calft/gguf"
@@ -81,24 +80,9 @@ func writeMiniCPMV(path string, o Options) error {
 	w.Set("clip.vision.image_mean", gguf.ArrayValue(half))
 	w.Set("clip.vision.image_std", gguf.ArrayValue(half))
 
-	const e, ff, p = VisionWidth, VisionFF, MiniCPMVPatch
+	const e = VisionWidth
 	nPos := miniCPMVBuckets * miniCPMVBuckets
-	v.add("v.patch_embd.weight", []uint64{p, p, 3, e}, v.lin(p*p*3, e, 1))
-	v.add("v.patch_embd.bias", []uint64{e}, v.bias(e))
-	v.add("v.position_embd.weight", []uint64{e, uint64(nPos)}, normal(v.rng, e*nPos, 0.2))
-	for i := 0; i < VisionLayers; i++ {
-		b := func(s string) string { return fmt.Sprintf("v.blk.%d.%s", i, s) }
-		v.layerNorm(b("ln1"), e)
-		v.linear(b("attn_q"), e, e, 1)
-		v.linear(b("attn_k"), e, e, 1)
-		v.linear(b("attn_v"), e, e, 1)
-		v.linear(b("attn_out"), e, e, residualGain)
-		v.layerNorm(b("ln2"), e)
-		// The converter names SigLIP's fc1 (width → ff) ffn_down and fc2 ffn_up; mtmd
-		// swaps them back because ffn_down's first dimension is the tower's width.
-		v.linear(b("ffn_down"), e, ff, 1)
-		v.linear(b("ffn_up"), ff, e, residualGain)
-	}
+	v.tower(towerShape{patch: MiniCPMVPatch, nPos: nPos, swappedFFN: true})
 	v.layerNorm("v.post_ln", e)
 
 	n := hp.NEmbd // the resampler's width: the text model's

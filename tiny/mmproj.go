@@ -2,7 +2,6 @@ package tiny
 
 import (
 	"fmt"
-	"math"
 
 	"github.com/calft/calft/gguf"
 )
@@ -48,63 +47,31 @@ func writeMmproj(path string, o Options) error {
 	if proj != ProjMLP {
 		return writeQwenMmproj(path, proj, hp.NEmbd, rng)
 	}
-	hidden := uint64(hp.NEmbd) // the projector's hidden width and its output: the text model's
+	hidden := hp.NEmbd // the projector's hidden width and its output: the text model's
 	w := gguf.NewWriter()
 	setMmprojMetadata(w, hp.NEmbd)
 
 	const e, ff, p = VisionWidth, VisionFF, PatchSize
 	nPos := TokensPerImage + 1 // the class embedding takes position 0
-	lin := func(nIn, nOut int, gain float64) []float32 {
-		return normal(rng, nIn*nOut, gain/math.Sqrt(float64(nIn)))
-	}
-	bias := func(n int) []float32 { return normal(rng, n, 0.02) }
-	norm := func(n int) []float32 { return around(rng, n, 1, normJitter) }
-
-	type tensor struct {
-		name   string
-		shape  []uint64
-		values []float32
-	}
-	ts := []tensor{
-		{"v.patch_embd.weight", []uint64{p, p, 3, e}, lin(p*p*3, e, 1)},
-		{"v.class_embd", []uint64{e}, normal(rng, e, 0.5)},
-		{"v.position_embd.weight", []uint64{e, uint64(nPos)}, normal(rng, e*nPos, 0.2)},
-		{"v.pre_ln.weight", []uint64{e}, norm(e)},
-		{"v.pre_ln.bias", []uint64{e}, bias(e)},
-	}
+	v := &vit{w: w, rng: rng}
+	v.add("v.patch_embd.weight", []uint64{p, p, 3, e}, v.lin(p*p*3, e, 1))
+	v.add("v.class_embd", []uint64{e}, normal(rng, e, 0.5))
+	v.add("v.position_embd.weight", []uint64{e, uint64(nPos)}, normal(rng, e*nPos, 0.2))
+	v.layerNorm("v.pre_ln", e)
 	for i := 0; i < VisionLayers; i++ {
 		b := func(s string) string { return fmt.Sprintf("v.blk.%d.%s", i, s) }
-		ts = append(ts,
-			tensor{b("ln1.weight"), []uint64{e}, norm(e)},
-			tensor{b("ln1.bias"), []uint64{e}, bias(e)},
-			tensor{b("attn_q.weight"), []uint64{e, e}, lin(e, e, 1)},
-			tensor{b("attn_q.bias"), []uint64{e}, bias(e)},
-			tensor{b("attn_k.weight"), []uint64{e, e}, lin(e, e, 1)},
-			tensor{b("attn_k.bias"), []uint64{e}, bias(e)},
-			tensor{b("attn_v.weight"), []uint64{e, e}, lin(e, e, 1)},
-			tensor{b("attn_v.bias"), []uint64{e}, bias(e)},
-			tensor{b("attn_out.weight"), []uint64{e, e}, lin(e, e, residualGain)},
-			tensor{b("attn_out.bias"), []uint64{e}, bias(e)},
-			tensor{b("ln2.weight"), []uint64{e}, norm(e)},
-			tensor{b("ln2.bias"), []uint64{e}, bias(e)},
-			tensor{b("ffn_up.weight"), []uint64{e, ff}, lin(e, ff, 1)},
-			tensor{b("ffn_up.bias"), []uint64{ff}, bias(ff)},
-			tensor{b("ffn_down.weight"), []uint64{ff, e}, lin(ff, e, residualGain)},
-			tensor{b("ffn_down.bias"), []uint64{e}, bias(e)},
-		)
+		v.layerNorm(b("ln1"), e)
+		v.linear(b("attn_q"), e, e, 1)
+		v.linear(b("attn_k"), e, e, 1)
+		v.linear(b("attn_v"), e, e, 1)
+		v.linear(b("attn_out"), e, e, residualGain)
+		v.layerNorm(b("ln2"), e)
+		v.linear(b("ffn_up"), e, ff, 1)
+		v.linear(b("ffn_down"), ff, e, residualGain)
 	}
-	ts = append(ts,
-		tensor{"mm.0.weight", []uint64{e, hidden}, lin(e, int(hidden), 1)},
-		tensor{"mm.0.bias", []uint64{hidden}, bias(int(hidden))},
-		tensor{"mm.2.weight", []uint64{hidden, hidden}, lin(int(hidden), int(hidden), 1)},
-		tensor{"mm.2.bias", []uint64{hidden}, bias(int(hidden))},
-	)
-	for _, t := range ts {
-		if err := w.AddTensorF32(t.name, gguf.F32, t.shape, t.values); err != nil {
-			return err
-		}
-	}
-	return w.WriteFile(path)
+	v.linear("mm.0", e, hidden, 1)
+	v.linear("mm.2", hidden, hidden, 1)
+	return v.done(path)
 }
 
 func setMmprojMetadata(w *gguf.Writer, nEmbd int) {

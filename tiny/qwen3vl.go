@@ -2,7 +2,6 @@ package tiny
 
 import (
 	"fmt"
-	"math"
 	"math/rand/v2"
 
 	"github.com/calft/calft/gguf"
@@ -21,55 +20,6 @@ func writeQwen3VLMmproj(path string, nText int, rng *rand.Rand) error {
 	const e, ff, p = VisionWidth, VisionFF, QwenPatchSize
 	const m = 4 * e // a 2×2 group of patches
 	const side = ImageSize / p
-	lin := func(nIn, nOut int, gain float64) []float32 {
-		return normal(rng, nIn*nOut, gain/math.Sqrt(float64(nIn)))
-	}
-	bias := func(n int) []float32 { return normal(rng, n, 0.02) }
-	norm := func(n int) []float32 { return around(rng, n, 1, normJitter) }
-	type tensor struct {
-		name   string
-		shape  []uint64
-		values []float32
-	}
-	layerNorm := func(name string, n int) []tensor {
-		return []tensor{{name + ".weight", []uint64{uint64(n)}, norm(n)}, {name + ".bias", []uint64{uint64(n)}, bias(n)}}
-	}
-	ts := []tensor{
-		{"v.patch_embd.weight", []uint64{p, p, 3, e}, lin(p*p*3, e, 1)},
-		{"v.patch_embd.weight.1", []uint64{p, p, 3, e}, lin(p*p*3, e, 1)},
-		{"v.patch_embd.bias", []uint64{e}, bias(e)},
-		{"v.position_embd.weight", []uint64{e, side * side}, normal(rng, e*side*side, 0.2)},
-	}
-	for i := 0; i < VisionLayers; i++ {
-		b := func(s string) string { return fmt.Sprintf("v.blk.%d.%s", i, s) }
-		ts = append(ts, layerNorm(b("ln1"), e)...)
-		ts = append(ts,
-			tensor{b("attn_qkv.weight"), []uint64{e, 3 * e}, lin(e, 3*e, 1)},
-			tensor{b("attn_qkv.bias"), []uint64{3 * e}, bias(3 * e)},
-			tensor{b("attn_out.weight"), []uint64{e, e}, lin(e, e, residualGain)},
-			tensor{b("attn_out.bias"), []uint64{e}, bias(e)})
-		ts = append(ts, layerNorm(b("ln2"), e)...)
-		ts = append(ts,
-			tensor{b("ffn_up.weight"), []uint64{e, ff}, lin(e, ff, 1)},
-			tensor{b("ffn_up.bias"), []uint64{ff}, bias(ff)},
-			tensor{b("ffn_down.weight"), []uint64{ff, e}, lin(ff, e, residualGain)},
-			tensor{b("ffn_down.bias"), []uint64{e}, bias(e)})
-		if i < Qwen3VLDeepstack {
-			d := func(s string) string { return fmt.Sprintf("v.deepstack.%d.%s", i, s) }
-			ts = append(ts, layerNorm(d("norm"), m)...)
-			ts = append(ts,
-				tensor{d("fc1.weight"), []uint64{m, m}, lin(m, m, 1)},
-				tensor{d("fc1.bias"), []uint64{m}, bias(m)},
-				tensor{d("fc2.weight"), []uint64{m, uint64(nText)}, lin(m, nText, 1)},
-				tensor{d("fc2.bias"), []uint64{uint64(nText)}, bias(nText)})
-		}
-	}
-	ts = append(ts, layerNorm("v.post_ln", e)...)
-	ts = append(ts,
-		tensor{"mm.0.weight", []uint64{m, m}, lin(m, m, 1)},
-		tensor{"mm.0.bias", []uint64{m}, bias(m)},
-		tensor{"mm.2.weight", []uint64{m, uint64(nText)}, lin(m, nText, 1)},
-		tensor{"mm.2.bias", []uint64{uint64(nText)}, bias(nText)})
 	w := gguf.NewWriter()
 	setMmprojMetadata(w, nText)
 	w.Set("general.name", gguf.StringValue("calft tiny "+ProjQwen3VL))
@@ -85,10 +35,29 @@ func writeQwen3VLMmproj(path string, nText int, rng *rand.Rand) error {
 		deep[i] = i < Qwen3VLDeepstack
 	}
 	w.Set("clip.vision.is_deepstack_layers", gguf.ArrayValue(deep))
-	for _, t := range ts {
-		if err := w.AddTensorF32(t.name, gguf.F32, t.shape, t.values); err != nil {
-			return err
+
+	v := &vit{w: w, rng: rng}
+	v.add("v.patch_embd.weight", []uint64{p, p, 3, e}, v.lin(p*p*3, e, 1))
+	v.add("v.patch_embd.weight.1", []uint64{p, p, 3, e}, v.lin(p*p*3, e, 1))
+	v.add("v.patch_embd.bias", []uint64{e}, v.bias(e))
+	v.add("v.position_embd.weight", []uint64{e, side * side}, normal(rng, e*side*side, 0.2))
+	for i := 0; i < VisionLayers; i++ {
+		b := func(s string) string { return fmt.Sprintf("v.blk.%d.%s", i, s) }
+		v.layerNorm(b("ln1"), e)
+		v.linear(b("attn_qkv"), e, 3*e, 1)
+		v.linear(b("attn_out"), e, e, residualGain)
+		v.layerNorm(b("ln2"), e)
+		v.linear(b("ffn_up"), e, ff, 1)
+		v.linear(b("ffn_down"), ff, e, residualGain)
+		if i < Qwen3VLDeepstack {
+			d := func(s string) string { return fmt.Sprintf("v.deepstack.%d.%s", i, s) }
+			v.layerNorm(d("norm"), m)
+			v.linear(d("fc1"), m, m, 1)
+			v.linear(d("fc2"), m, nText, 1)
 		}
 	}
-	return w.WriteFile(path)
+	v.layerNorm("v.post_ln", e)
+	v.linear("mm.0", m, m, 1)
+	v.linear("mm.2", m, nText, 1)
+	return v.done(path)
 }

@@ -2,7 +2,6 @@ package tiny
 
 import (
 	"fmt"
-	"math"
 	"math/rand/v2"
 
 	"github.com/calft/calft/gguf"
@@ -19,53 +18,7 @@ import (
 func writeQwenMmproj(path, proj string, nText int, rng *rand.Rand) error {
 	v25 := proj == ProjQwen25VL
 	const e, ff, p = VisionWidth, VisionFF, QwenPatchSize
-	lin := func(nIn, nOut int, gain float64) []float32 {
-		return normal(rng, nIn*nOut, gain/math.Sqrt(float64(nIn)))
-	}
-	bias := func(n int) []float32 { return normal(rng, n, 0.02) }
-	norm := func(n int) []float32 { return around(rng, n, 1, normJitter) }
-	type tensor struct {
-		name   string
-		shape  []uint64
-		values []float32
-	}
-	ts := []tensor{
-		{"v.patch_embd.weight", []uint64{p, p, 3, e}, lin(p*p*3, e, 1)},
-		{"v.patch_embd.weight.1", []uint64{p, p, 3, e}, lin(p*p*3, e, 1)},
-	}
-	normT := func(name string) []tensor {
-		out := []tensor{{name + ".weight", []uint64{e}, norm(e)}}
-		if !v25 { // LayerNorm has a bias, Qwen2.5-VL's RMSNorm none
-			out = append(out, tensor{name + ".bias", []uint64{e}, bias(e)})
-		}
-		return out
-	}
-	for i := 0; i < VisionLayers; i++ {
-		b := func(s string) string { return fmt.Sprintf("v.blk.%d.%s", i, s) }
-		ts = append(ts, normT(b("ln1"))...)
-		for _, m := range []string{"attn_q", "attn_k", "attn_v"} {
-			ts = append(ts, tensor{b(m + ".weight"), []uint64{e, e}, lin(e, e, 1)}, tensor{b(m + ".bias"), []uint64{e}, bias(e)})
-		}
-		ts = append(ts,
-			tensor{b("attn_out.weight"), []uint64{e, e}, lin(e, e, residualGain)},
-			tensor{b("attn_out.bias"), []uint64{e}, bias(e)})
-		ts = append(ts, normT(b("ln2"))...)
-		if v25 {
-			ts = append(ts, tensor{b("ffn_gate.weight"), []uint64{e, ff}, lin(e, ff, 1)}, tensor{b("ffn_gate.bias"), []uint64{ff}, bias(ff)})
-		}
-		ts = append(ts,
-			tensor{b("ffn_up.weight"), []uint64{e, ff}, lin(e, ff, 1)},
-			tensor{b("ffn_up.bias"), []uint64{ff}, bias(ff)},
-			tensor{b("ffn_down.weight"), []uint64{ff, e}, lin(ff, e, residualGain)},
-			tensor{b("ffn_down.bias"), []uint64{e}, bias(e)})
-	}
-	ts = append(ts, normT("v.post_ln")...)
 	const m = 4 * e // a 2×2 group of patches
-	ts = append(ts,
-		tensor{"mm.0.weight", []uint64{m, m}, lin(m, m, 1)},
-		tensor{"mm.0.bias", []uint64{m}, bias(m)},
-		tensor{"mm.2.weight", []uint64{m, uint64(nText)}, lin(m, nText, 1)},
-		tensor{"mm.2.bias", []uint64{uint64(nText)}, bias(nText)})
 	w := gguf.NewWriter()
 	setMmprojMetadata(w, nText)
 	w.Set("general.name", gguf.StringValue("calft tiny "+proj))
@@ -77,10 +30,33 @@ func writeQwenMmproj(path, proj string, nText int, rng *rand.Rand) error {
 		w.Set("clip.use_silu", gguf.BoolValue(true))
 		w.Set("clip.vision.n_wa_pattern", gguf.Uint32Value(QwenWindowPat))
 	}
-	for _, t := range ts {
-		if err := w.AddTensorF32(t.name, gguf.F32, t.shape, t.values); err != nil {
-			return err
+
+	v := &vit{w: w, rng: rng}
+	norm := func(name string) {
+		if v25 { // Qwen2.5-VL's RMSNorm has no bias
+			v.add(name+".weight", []uint64{e}, v.norm(e))
+		} else {
+			v.layerNorm(name, e)
 		}
 	}
-	return w.WriteFile(path)
+	v.add("v.patch_embd.weight", []uint64{p, p, 3, e}, v.lin(p*p*3, e, 1))
+	v.add("v.patch_embd.weight.1", []uint64{p, p, 3, e}, v.lin(p*p*3, e, 1))
+	for i := 0; i < VisionLayers; i++ {
+		b := func(s string) string { return fmt.Sprintf("v.blk.%d.%s", i, s) }
+		norm(b("ln1"))
+		for _, n := range []string{"attn_q", "attn_k", "attn_v"} {
+			v.linear(b(n), e, e, 1)
+		}
+		v.linear(b("attn_out"), e, e, residualGain)
+		norm(b("ln2"))
+		if v25 {
+			v.linear(b("ffn_gate"), e, ff, 1)
+		}
+		v.linear(b("ffn_up"), e, ff, 1)
+		v.linear(b("ffn_down"), ff, e, residualGain)
+	}
+	norm("v.post_ln")
+	v.linear("mm.0", m, m, 1)
+	v.linear("mm.2", m, nText, 1)
+	return v.done(path)
 }

@@ -67,16 +67,35 @@ func (v *vit) layerNorm(name string, n int) {
 	v.add(name+".bias", []uint64{uint64(n)}, v.bias(n))
 }
 
-// tower adds the patch convolution, nPos position embeddings (and a class embedding
-// first when cls) and the VisionLayers blocks, with layer scales ls1/ls2 when scales.
-func (v *vit) tower(nPos int, cls, scales bool) {
-	const e, ff, p = VisionWidth, VisionFF, PatchSize
-	v.add("v.patch_embd.weight", []uint64{p, p, 3, e}, v.lin(p*p*3, e, 1))
+// towerShape is what differs between the tiny vision towers.
+type towerShape struct {
+	patch  int  // patch side (0: PatchSize)
+	nPos   int  // position embeddings
+	class  bool // a class embedding, added before the position embeddings
+	scales bool // layer scales ls1/ls2 in every block
+	// swappedFFN names the feed-forward's first matrix (width → ff) ffn_down and its
+	// second ffn_up, as MiniCPM-V's converter does (mtmd swaps them back by shape).
+	swappedFFN bool
+}
+
+// tower adds the patch convolution, the position embeddings (and class embedding) and
+// the VisionLayers blocks of shape t.
+func (v *vit) tower(t towerShape) {
+	const e, ff = VisionWidth, VisionFF
+	p := uint64(t.patch)
+	if p == 0 {
+		p = PatchSize
+	}
+	fc1, fc2 := "ffn_up", "ffn_down"
+	if t.swappedFFN {
+		fc1, fc2 = fc2, fc1
+	}
+	v.add("v.patch_embd.weight", []uint64{p, p, 3, e}, v.lin(int(p*p*3), e, 1))
 	v.add("v.patch_embd.bias", []uint64{e}, v.bias(e))
-	if cls {
+	if t.class {
 		v.add("v.class_embd", []uint64{e}, normal(v.rng, e, 0.5))
 	}
-	v.add("v.position_embd.weight", []uint64{e, uint64(nPos)}, normal(v.rng, e*nPos, 0.2))
+	v.add("v.position_embd.weight", []uint64{e, uint64(t.nPos)}, normal(v.rng, e*t.nPos, 0.2))
 	for i := 0; i < VisionLayers; i++ {
 		b := func(s string) string { return fmt.Sprintf("v.blk.%d.%s", i, s) }
 		v.layerNorm(b("ln1"), e)
@@ -85,9 +104,9 @@ func (v *vit) tower(nPos int, cls, scales bool) {
 		v.linear(b("attn_v"), e, e, 1)
 		v.linear(b("attn_out"), e, e, residualGain)
 		v.layerNorm(b("ln2"), e)
-		v.linear(b("ffn_up"), e, ff, 1)
-		v.linear(b("ffn_down"), ff, e, residualGain)
-		if scales {
+		v.linear(b(fc1), e, ff, 1)
+		v.linear(b(fc2), ff, e, residualGain)
+		if t.scales {
 			v.add(b("ls1.weight"), []uint64{e}, around(v.rng, e, 0.5, 0.1))
 			v.add(b("ls2.weight"), []uint64{e}, around(v.rng, e, 0.5, 0.1))
 		}
@@ -110,7 +129,7 @@ func writeIdefics3(path string, o Options) error {
 	w.Set("clip.vision.image_mean", gguf.ArrayValue(half))
 	w.Set("clip.vision.image_std", gguf.ArrayValue(half))
 
-	v.tower((ImageSize/PatchSize)*(ImageSize/PatchSize), false, false)
+	v.tower(towerShape{nPos: (ImageSize / PatchSize) * (ImageSize / PatchSize)})
 	v.layerNorm("v.post_ln", VisionWidth)
 	const merged = VisionWidth * SmolVLMScale * SmolVLMScale
 	v.add("mm.model.fc.weight", []uint64{merged, uint64(hp.NEmbd)}, v.lin(merged, hp.NEmbd, 1))
@@ -139,7 +158,7 @@ func writeInternVL(path string, o Options) error {
 	w.Set("clip.vision.image_mean", gguf.ArrayValue(imagenetMean))
 	w.Set("clip.vision.image_std", gguf.ArrayValue(imagenetStd))
 
-	v.tower((ImageSize/PatchSize)*(ImageSize/PatchSize)+1, true, true)
+	v.tower(towerShape{nPos: (ImageSize/PatchSize)*(ImageSize/PatchSize) + 1, class: true, scales: true})
 	const merged = VisionWidth * InternVLScale * InternVLScale
 	v.layerNorm("mm.model.mlp.0", merged)
 	v.linear("mm.model.mlp.1", merged, hp.NEmbd, 1)

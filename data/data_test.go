@@ -31,12 +31,19 @@ func newEnv(t *testing.T) *env {
 // newEnvIn loads the tiny model files in dir.
 func newEnvIn(t *testing.T, dir string) *env {
 	t.Helper()
-	lm, err := llama.LoadModel(filepath.Join(dir, "base.gguf"), llama.ModelParams{UseMmap: true})
+	return newEnvFiles(t, filepath.Join(dir, "base.gguf"), filepath.Join(dir, "mmproj.gguf"), dir)
+}
+
+// newEnvFiles loads a text model and an mmproj, which may come from different tiny
+// folders, with images read from dir.
+func newEnvFiles(t *testing.T, model, mmproj, dir string) *env {
+	t.Helper()
+	lm, err := llama.LoadModel(model, llama.ModelParams{UseMmap: true})
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { lm.Close() })
-	mc, err := mtmd.Init(filepath.Join(dir, "mmproj.gguf"), lm, mtmd.Params{NThreads: 2})
+	mc, err := mtmd.Init(mmproj, lm, mtmd.Params{NThreads: 2})
 	if err != nil {
 		t.Fatal(err)
 	}

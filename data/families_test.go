@@ -8,8 +8,6 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/calft/calft/bindings/llama"
-	"github.com/calft/calft/bindings/mtmd"
 	"github.com/calft/calft/llava"
 	"github.com/calft/calft/tiny"
 )
@@ -18,17 +16,7 @@ import (
 // a sample's NImage counts every row of each image, in order, and its answers are masked
 // up to <end_of_utterance>.
 func TestBuildSmolVLMTiles(t *testing.T) {
-	dir := t.TempDir()
-	if err := tiny.GenerateWith(dir, tiny.Options{Seed: 5, Family: tiny.FamilySmolVLM}); err != nil {
-		t.Fatal(err)
-	}
-	e := newEnvIn(t, dir)
-	rec := Record{ID: "two", Images: []string{"images/000.png", "images/001.png"}, Conversations: []Turn{
-		{From: "human", Value: "<image>\n<image>\nwhat do you see?"}, {From: "gpt", Value: "a red circle"}}}
-	s, err := e.b.Build(&rec)
-	if err != nil {
-		t.Fatal(err)
-	}
+	e, dir, _, s := buildTwoImages(t, tiny.Options{Seed: 5, Family: tiny.FamilySmolVLM})
 	per := 5 * tiny.SmolVLMTileRows
 	if !slices.Equal(s.NImage, []int{per, per}) {
 		t.Fatalf("NImage %v, want two images of %d rows", s.NImage, per)
@@ -40,6 +28,24 @@ func TestBuildSmolVLMTiles(t *testing.T) {
 	if err != nil || seq.NImageRows() != 2*per {
 		t.Fatalf("sequence: %d image rows, %v", seq.NImageRows(), err)
 	}
+}
+
+// buildTwoImages generates the tiny files of o and builds a sample of two images with
+// the answer "a red circle".
+func buildTwoImages(t *testing.T, o tiny.Options) (*env, string, Record, *Sample) {
+	t.Helper()
+	dir := t.TempDir()
+	if err := tiny.GenerateWith(dir, o); err != nil {
+		t.Fatal(err)
+	}
+	e := newEnvIn(t, dir)
+	rec := Record{ID: "two", Images: []string{"images/000.png", "images/001.png"}, Conversations: []Turn{
+		{From: "human", Value: "<image>\n<image>\nwhat do you see?"}, {From: "gpt", Value: "a red circle"}}}
+	s, err := e.b.Build(&rec)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return e, dir, rec, s
 }
 
 func mustCache(t *testing.T, e *env, dir string) *EmbedCache {
@@ -56,17 +62,7 @@ func mustCache(t *testing.T, e *env, dir string) *EmbedCache {
 // control tokens and "\n" between rows of slices. The <image> placeholders of the data
 // are not refused although <image> is a control token's text; the other markers are.
 func TestBuildMiniCPMVSlices(t *testing.T) {
-	dir := t.TempDir()
-	if err := tiny.GenerateWith(dir, tiny.Options{Seed: 5, Family: tiny.FamilyMiniCPMV, Arch: tiny.ArchQwen2}); err != nil {
-		t.Fatal(err)
-	}
-	e := newEnvIn(t, dir)
-	rec := Record{ID: "two", Images: []string{"images/000.png", "images/001.png"}, Conversations: []Turn{
-		{From: "human", Value: "<image>\n<image>\nwhat do you see?"}, {From: "gpt", Value: "a red circle"}}}
-	s, err := e.b.Build(&rec)
-	if err != nil {
-		t.Fatal(err)
-	}
+	e, dir, rec, s := buildTwoImages(t, tiny.Options{Seed: 5, Family: tiny.FamilyMiniCPMV, Arch: tiny.ArchQwen2})
 	if !slices.Equal(s.NImage, []int{tiny.MiniCPMVRows, tiny.MiniCPMVRows}) {
 		t.Fatalf("NImage %v, want two images of %d rows", s.NImage, tiny.MiniCPMVRows)
 	}
@@ -121,18 +117,8 @@ func TestBuildMiniCPMVSlices(t *testing.T) {
 	if err := tiny.GenerateWith(other, tiny.Options{Seed: 5, Arch: tiny.ArchQwen2, Text: wide}); err != nil {
 		t.Fatal(err)
 	}
-	lm, err := llama.LoadModel(filepath.Join(other, "base.gguf"), llama.ModelParams{UseMmap: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer lm.Close()
-	mc, err := mtmd.Init(filepath.Join(dir, "mmproj.gguf"), lm, mtmd.Params{NThreads: 2})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer mc.Close()
-	b := &Builder{Vocab: lm, Mtmd: mc, Template: lm.ChatTemplate(), ImageDir: dir}
-	if _, err := b.Build(&rec); err == nil || !strings.Contains(err.Error(), "token -1") {
+	mixed := newEnvFiles(t, filepath.Join(other, tiny.BaseFile), filepath.Join(dir, tiny.MmprojFile), dir)
+	if _, err := mixed.b.Build(&rec); err == nil || !strings.Contains(err.Error(), "token -1") {
 		t.Errorf("a vocabulary without <slice>: %v", err)
 	} else {
 		t.Logf("a vocabulary without <slice>: %v", err)

@@ -134,11 +134,11 @@ type hostInputs struct {
 // its sequence (the image-absent pass); image rows keep their usual view (causal, or
 // their whole run with NonCausal), which cannot reach the text after them.
 func (b *Batch) layout(hp arch.HParams, hideImages bool) (*hostInputs, error) {
-	T := b.Rows()
+	T, w := b.Rows(), hp.NEmbdInp()
 	in := &hostInputs{
 		tokIDs:  make([]int32, T),
 		tokMask: make([]float32, T),
-		embd:    make([]float32, hp.NEmbdInp()*T),
+		embd:    make([]float32, w*T),
 		pos:     make([]int32, posPerRow(&hp)*T),
 		kqMask:  make([]float32, T*T),
 	}
@@ -168,7 +168,6 @@ func (b *Batch) layout(hp arch.HParams, hideImages bool) (*hostInputs, error) {
 				in.pos[T+r], in.pos[2*T+r] = s.PositionHW(i)
 			}
 			if t == ImageRow {
-				w := hp.NEmbdInp()
 				copy(in.embd[r*w:(r+1)*w], s.Embd[img*w:(img+1)*w])
 				img++
 			} else {

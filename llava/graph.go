@@ -370,8 +370,8 @@ func (d *Decoder) deepstack(ctx *ggml.Context, il int, s *stream) {
 	if s.deep.Nil() || il >= d.HP.Deepstack {
 		return
 	}
-	n := d.HP.NEmbd
-	feat := ctx.View2D(s.deep, n, s.deep.Ne()[1], s.deep.Nb()[1], (il+1)*n*4)
+	n, nb := d.HP.NEmbd, s.deep.Nb()
+	feat := ctx.View2D(s.deep, n, s.deep.Ne()[1], nb[1], (il+1)*n*nb[0])
 	s.x = d.name(ctx.Add(s.x, feat), il, "deepstack_out", s)
 }
 

@@ -1,8 +1,6 @@
 package tiny
 
 import (
-	"fmt"
-
 	"github.com/calft/calft/gguf"
 )
 
@@ -51,24 +49,14 @@ func writeMmproj(path string, o Options) error {
 	w := gguf.NewWriter()
 	setMmprojMetadata(w, hp.NEmbd)
 
-	const e, ff, p = VisionWidth, VisionFF, PatchSize
+	const e, p = VisionWidth, PatchSize
 	nPos := TokensPerImage + 1 // the class embedding takes position 0
 	v := &vit{w: w, rng: rng}
 	v.add("v.patch_embd.weight", []uint64{p, p, 3, e}, v.lin(p*p*3, e, 1))
 	v.add("v.class_embd", []uint64{e}, normal(rng, e, 0.5))
 	v.add("v.position_embd.weight", []uint64{e, uint64(nPos)}, normal(rng, e*nPos, 0.2))
 	v.layerNorm("v.pre_ln", e)
-	for i := 0; i < VisionLayers; i++ {
-		b := func(s string) string { return fmt.Sprintf("v.blk.%d.%s", i, s) }
-		v.layerNorm(b("ln1"), e)
-		v.linear(b("attn_q"), e, e, 1)
-		v.linear(b("attn_k"), e, e, 1)
-		v.linear(b("attn_v"), e, e, 1)
-		v.linear(b("attn_out"), e, e, residualGain)
-		v.layerNorm(b("ln2"), e)
-		v.linear(b("ffn_up"), e, ff, 1)
-		v.linear(b("ffn_down"), ff, e, residualGain)
-	}
+	v.blocks(towerShape{})
 	v.linear("mm.0", e, hidden, 1)
 	v.linear("mm.2", hidden, hidden, 1)
 	return v.done(path)

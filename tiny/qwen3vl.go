@@ -20,11 +20,7 @@ func writeQwen3VLMmproj(path string, nText int, rng *rand.Rand) error {
 	const e, ff, p = VisionWidth, VisionFF, QwenPatchSize
 	const m = 4 * e // a 2×2 group of patches
 	const side = ImageSize / p
-	w := gguf.NewWriter()
-	setMmprojMetadata(w, nText)
-	w.Set("general.name", gguf.StringValue("calft tiny "+ProjQwen3VL))
-	w.Delete("clip.has_llava_projector")
-	w.Set("clip.projector_type", gguf.StringValue(ProjQwen3VL))
+	w := projectorWriter(nText, ProjQwen3VL)
 	w.Set("clip.vision.patch_size", gguf.Uint32Value(p))
 	w.Set("clip.vision.spatial_merge_size", gguf.Uint32Value(QwenMerge))
 	w.Set("clip.use_gelu", gguf.BoolValue(true))

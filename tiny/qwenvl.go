@@ -19,11 +19,7 @@ func writeQwenMmproj(path, proj string, nText int, rng *rand.Rand) error {
 	v25 := proj == ProjQwen25VL
 	const e, ff, p = VisionWidth, VisionFF, QwenPatchSize
 	const m = 4 * e // a 2×2 group of patches
-	w := gguf.NewWriter()
-	setMmprojMetadata(w, nText)
-	w.Set("general.name", gguf.StringValue("calft tiny "+proj))
-	w.Delete("clip.has_llava_projector")
-	w.Set("clip.projector_type", gguf.StringValue(proj))
+	w := projectorWriter(nText, proj)
 	w.Set("clip.vision.patch_size", gguf.Uint32Value(p))
 	w.Set("clip.vision.spatial_merge_size", gguf.Uint32Value(QwenMerge))
 	if v25 {

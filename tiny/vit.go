@@ -17,12 +17,17 @@ func newProjector(o Options, typ string) (*vit, arch.HParams, error) {
 	if err != nil {
 		return nil, hp, err
 	}
+	return &vit{w: projectorWriter(hp.NEmbd, typ), rng: newRNG(o.Seed, streamVision)}, hp, nil
+}
+
+// projectorWriter starts an mmproj of projector type typ for a text model nText wide.
+func projectorWriter(nText int, typ string) *gguf.Writer {
 	w := gguf.NewWriter()
-	setMmprojMetadata(w, hp.NEmbd)
+	setMmprojMetadata(w, nText)
 	w.Set("general.name", gguf.StringValue("calft tiny "+typ))
 	w.Delete("clip.has_llava_projector")
 	w.Set("clip.projector_type", gguf.StringValue(typ))
-	return &vit{w: w, rng: newRNG(o.Seed, streamVision)}, hp, nil
+	return w
 }
 
 // done writes the file to path, or returns the first error of the tensors added.
@@ -81,14 +86,10 @@ type towerShape struct {
 // tower adds the patch convolution, the position embeddings (and class embedding) and
 // the VisionLayers blocks of shape t.
 func (v *vit) tower(t towerShape) {
-	const e, ff = VisionWidth, VisionFF
+	const e = VisionWidth
 	p := uint64(t.patch)
 	if p == 0 {
 		p = PatchSize
-	}
-	fc1, fc2 := "ffn_up", "ffn_down"
-	if t.swappedFFN {
-		fc1, fc2 = fc2, fc1
 	}
 	v.add("v.patch_embd.weight", []uint64{p, p, 3, e}, v.lin(int(p*p*3), e, 1))
 	v.add("v.patch_embd.bias", []uint64{e}, v.bias(e))
@@ -96,6 +97,17 @@ func (v *vit) tower(t towerShape) {
 		v.add("v.class_embd", []uint64{e}, normal(v.rng, e, 0.5))
 	}
 	v.add("v.position_embd.weight", []uint64{e, uint64(t.nPos)}, normal(v.rng, e*t.nPos, 0.2))
+	v.blocks(t)
+}
+
+// blocks adds the VisionLayers LayerNorm blocks of a tower of shape t (its FFN names and
+// layer scales).
+func (v *vit) blocks(t towerShape) {
+	const e, ff = VisionWidth, VisionFF
+	fc1, fc2 := "ffn_up", "ffn_down"
+	if t.swappedFFN {
+		fc1, fc2 = fc2, fc1
+	}
 	for i := 0; i < VisionLayers; i++ {
 		b := func(s string) string { return fmt.Sprintf("v.blk.%d.%s", i, s) }
 		v.layerNorm(b("ln1"), e)

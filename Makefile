@@ -2,7 +2,13 @@
 # github.com/ollama/ollama module through cgo; third_party/link.sh makes them reachable.
 #
 # Portable build: make CPU_FLAGS="-O3"   (default tunes for this machine's CPU)
-CPU_FLAGS ?= -O3 -march=native
+CPU_FLAGS ?= -O3 -march=native $(NO_AMX)
+# ggml's AMX kernels (ggml-cpu/amx/) are not part of the module's cgo package, yet
+# ggml-cpu.cpp calls them when the compiler targets AMX: on an x86 CPU that has AMX
+# (Sapphire Rapids and later) -march=native would leave the link one symbol short.
+ifeq ($(shell uname -m),x86_64)
+NO_AMX := -mno-amx-tile -mno-amx-int8 -mno-amx-bf16
+endif
 export CGO_ENABLED := 1
 export CGO_CFLAGS := $(CPU_FLAGS)
 export CGO_CXXFLAGS := $(CPU_FLAGS)

@@ -22,10 +22,6 @@ func (d *Decoder) gemma3Block(ctx *ggml.Context, il int, s *stream) {
 	v := ctx.Reshape(d.linear(ctx, il, s, l.Wv, cur), hp.HeadDim, hp.NHeadKV, n)
 	q = d.name(ctx.Mul(ctx.RMSNorm(q, hp.RMSEps), l.QNorm), il, "q_normed", s)
 	k = d.name(ctx.Mul(ctx.RMSNorm(k, hp.RMSEps), l.KNorm), il, "k_normed", s)
-	// llama.cpp scales q after RoPE, and q·k by 1 (AttnScale); RoPE is linear, so the
-	// scale may come first, where the backward pass hands the scale a contiguous
-	// gradient (ggml_scale asserts one; after RoPE it is attention's permuted view).
-	q = ctx.Scale(q, hp.QScale)
 	rp := ropeParamsFor(hp.RopeOf(il))
 	q = d.name(ctx.RopeExt(q, s.pos, ggml.Tensor{}, rp), il, "q_rope", s)
 	k = d.name(ctx.RopeExt(k, s.pos, ggml.Tensor{}, rp), il, "k_rope", s)
@@ -44,8 +40,8 @@ func (d *Decoder) gemma3Block(ctx *ggml.Context, il int, s *stream) {
 	up := d.linear(ctx, il, s, l.Up, cur)
 	gate := d.linear(ctx, il, s, l.Gate, cur)
 	act := GeGLU(ctx, gate, up)
-	if d.TableGELU {
-		act = ctx.GeGLUSplit(gate, up)
+	if !d.ExactGELU {
+		act = ctx.TableGeGLU(act, gate, up)
 	}
 	f := d.linear(ctx, il, s, l.Down, d.name(act, il, "ffn_geglu", s))
 	f = d.name(ctx.Mul(ctx.RMSNorm(f, hp.RMSEps), l.PostFFNNorm), il, "ffn_post_norm", s)

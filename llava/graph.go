@@ -130,10 +130,11 @@ type Decoder struct {
 	// ForwardBF16, on the CPU, runs the forward products of the frozen quantized or F16
 	// matrices in BF16 (ggml.FrozenProducts.Forward) when training.
 	ForwardBF16 bool
-	// TableGELU runs gemma3's feed-forward with ggml's geglu, llama.cpp's op, which on
-	// the CPU reads GELU from an F16 table and has no backward pass: for graphs without
-	// gradients that must equal libllama's (see GeGLU for the default).
-	TableGELU bool
+	// ExactGELU gives gemma3's feed-forward the values of the exact GELU(tanh) formula.
+	// Otherwise, on the CPU, they are those of llama.cpp's geglu, which reads GELU from
+	// an F16 table (see ggml.Context.TableGeGLU); the gradient is the exact formula's
+	// either way. Finite differences need the smooth values.
+	ExactGELU bool
 	// Checkpoint, when set, is called with the full pass's input of each block il (and,
 	// as il = NLayer, the last block's output) as the graph is built: a recomputing
 	// trainer keeps them to rebuild one block at a time (see Layer).
@@ -443,7 +444,12 @@ func (d *Decoder) attention(ctx *ggml.Context, il int, s *stream, q, k, v ggml.T
 	// rows of its first operand but needs a contiguous second one, and falls back to a
 	// path several times slower without it.
 	q = ctx.Cont(ctx.Permute(q, 0, 2, 1, 3)) // [hd, T, n_head]
-	k = ctx.Permute(k, 0, 2, 1, 3)           // [hd, Tk, n_kv]
+	if hp.QScale != 0 {
+		// After RoPE, as llama.cpp scales them (the same rounding), and here, where
+		// the backward pass hands ggml_scale a contiguous gradient (it asserts one).
+		q = ctx.Scale(q, hp.QScale)
+	}
+	k = ctx.Permute(k, 0, 2, 1, 3) // [hd, Tk, n_kv]
 	// kq[kv, q, h]: mul_mat broadcasts each KV head over its group of query heads.
 	kq := d.name(ctx.MulMat(k, q), il, "kq", s)
 	kq = d.name(ctx.SoftMaxExt(kq, s.mask, hp.AttnScale()), il, "kq_soft_max", s)

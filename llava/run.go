@@ -19,6 +19,9 @@ func ComputeLogits(be *ggml.Backend, d *Decoder, b *Batch, hideImages bool) ([]f
 	logits := d.Head().Logits(ctx, d.Forward(ctx, in, hideImages)).SetOutput()
 	g := ctx.NewGraph(size, false)
 	g.Expand(logits)
+	if be.IsCPU() {
+		g.UseTableGeGLU()
+	}
 	al := be.NewAllocator()
 	defer al.Close()
 	if err := al.Alloc(g); err != nil {

@@ -64,7 +64,7 @@ func (f *fixture) randomAdapter(t *testing.T) (*lora.Adapter, *lora.HostAdapter,
 // the result into libllama, closed when the test ends.
 func (f *fixture) mergedModel(t *testing.T, host *lora.HostAdapter) *llama.Model {
 	t.Helper()
-	path := filepath.Join(f.dir, "merged.gguf")
+	path := f.mergedPath()
 	if err := lora.Merge(filepath.Join(f.dir, tiny.BaseFile), host, path, lora.MergeOptions{KeepType: true}); err != nil {
 		t.Fatal(err)
 	}
@@ -75,6 +75,9 @@ func (f *fixture) mergedModel(t *testing.T, host *lora.HostAdapter) *llama.Model
 	t.Cleanup(func() { merged.Close() })
 	return merged
 }
+
+// mergedPath is where mergedModel writes the merged model.
+func (f *fixture) mergedPath() string { return filepath.Join(f.dir, "merged.gguf") }
 
 // parityCheck returns a check of calft's logits against libllama's: the relative error
 // logged, and an error above tol.

@@ -144,7 +144,7 @@ type gradRig struct {
 func newGradRig(t *testing.T, m *llava.Model, be *ggml.Backend, s sample, obj cal.Objective, opts ...func(*Setup)) *gradRig {
 	t.Helper()
 	st := Setup{Objective: obj, CAL: cal.Defaults(), LoRA: lora.Config{Rank: 4, Alpha: 4},
-		BackwardWeights: "autodiff", NoImageWeights: "f32"}
+		BackwardWeights: "autodiff", NoImageWeights: "f32", ExactGELU: true}
 	for _, o := range opts {
 		o(&st)
 	}

@@ -50,6 +50,10 @@ type Setup struct {
 	Other      int64
 	// PlanOnly stops after the plan (a dry run): no weight copies, no graphs.
 	PlanOnly bool
+	// ExactGELU gives Gemma 3's feed-forward the exact GELU formula's values instead of
+	// those of llama.cpp's F16 table (llava.Decoder.ExactGELU): finite differences of
+	// the loss need them smooth.
+	ExactGELU bool
 }
 
 // errInitAdapter marks an initial adapter (Setup.Init) that does not fit the run.
@@ -112,7 +116,7 @@ func NewTrainer(be *ggml.Backend, m *llava.Model, s Setup) (*Trainer, error) {
 	if t.Fast, err = NewFastWeights(be, m, t.Plan.Backward, orAuto(s.NoImageWeights), s.Objective == cal.CAL); err != nil {
 		return nil, err
 	}
-	dec := &llava.Decoder{HP: m.HP, W: &m.W, Adapter: t.Adapter, CPU: be.IsCPU(), ForwardBF16: t.Plan.Forward == "bf16"}
+	dec := &llava.Decoder{HP: m.HP, W: &m.W, Adapter: t.Adapter, CPU: be.IsCPU(), ForwardBF16: t.Plan.Forward == "bf16", ExactGELU: s.ExactGELU}
 	t.Fast.Apply(dec)
 	t.graphs = newGraphCache(be, dec, t.Opt, s.CAL)
 	t.graphs.keep = t.Plan.Kept

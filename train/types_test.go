@@ -64,6 +64,39 @@ func TestGradientsOnOtherBases(t *testing.T) {
 	}
 }
 
+// TestGemma3TableGELUGradients checks the gradient training runs with on the CPU: the
+// forward values of llama.cpp's table GELU (a staircase, which a finite difference
+// cannot check), the backward pass of the exact formula. It must equal the exact
+// graph's gradient, which TestGradientsOnOtherBases checks, up to what the table's
+// values change downstream (about 1e-3).
+func TestGemma3TableGELUGradients(t *testing.T) {
+	m, be, s := tinySampleWith(t, tiny.Options{Seed: 11, Arch: tiny.ArchGemma3}, llava.LoadOptions{Trainable: true})
+	if !be.IsCPU() {
+		t.Skip("the table GELU is the CPU backend's")
+	}
+	for _, obj := range []cal.Objective{cal.CE, cal.CAL} {
+		exact := newGradRig(t, m, be, s, obj)
+		table := newGradRig(t, m, be, s, obj, func(st *Setup) { st.ExactGELU = false })
+		if table.loss == exact.loss {
+			t.Fatalf("%s: the table GELU's loss equals the exact one's (%v): the table was not used", obj, exact.loss)
+		}
+		var num, den float64
+		for i, p := range exact.params {
+			ge, gt := exact.opt.Grad(p), table.opt.Grad(table.params[i])
+			for j := range ge {
+				d := float64(gt[j] - ge[j])
+				num += d * d
+				den += float64(ge[j]) * float64(ge[j])
+			}
+		}
+		rel := math.Sqrt(num / den)
+		t.Logf("%s: loss %.7f (table) vs %.7f (exact); gradients' relative L2 difference %.2e", obj, table.loss, exact.loss, rel)
+		if rel > 1e-2 {
+			t.Errorf("%s: the table GELU's gradient is %.2e (relative L2) from the exact one's", obj, rel)
+		}
+	}
+}
+
 // dequantizedCopy writes dir/dst: dir/src with every tensor stored as F32, holding the
 // values the quantized tensors decode to.
 func dequantizedCopy(t *testing.T, dir, src, dst string) {

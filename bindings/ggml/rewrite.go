@@ -361,7 +361,8 @@ import "unsafe"
 //     cont(transpose(out_prod(B, A)));
 //   - with cpu, out_prod(A, xᵀ) and mul_mat(S, x) whose inner dimension is at most 32
 //     (LoRA's products through A in the backward pass and through B in the forward
-//     pass): a CPU kernel of calft's that runs along the long dimension instead.
+//     pass): a CPU kernel of calft's that runs along the long dimension instead;
+//   - with cpu, TableGeGLU's nodes take the values of ggml's table geglu (UseTableGeGLU).
 //
 // New nodes are created in ctx. The transpose views no longer read leave the graph, so
 // the allocator can reuse what they viewed. Call it after the backward pass is built (it
@@ -408,6 +409,9 @@ func (g *Graph) RewriteOutProds(ctx *Context, fp FrozenProducts, cpu bool) int {
 	for k := range fp.Forward {
 		fs[i] = k.t
 		i++
+	}
+	if cpu {
+		g.UseTableGeGLU()
 	}
 	count := C.calft_rewrite_out_prods(ctx.c, g.g, w, wt, C.int(n), tiled, C.int(nt), C.enum_ggml_type(tt), fwd, C.int(nf), cpuFlag, &bypassed, &nBypassed)
 	defer C.free(unsafe.Pointer(bypassed))

@@ -300,10 +300,15 @@ func (r *recompute) buildBlock(dec *llava.Decoder, opt *Optimizer, il int) (*rec
 	p.drops = takeDrops(dec)
 	p.seed = p.ctx.Sum(p.ctx.Mul(y, r.dy[k%2])).SetLoss()
 	p.g.Expand(p.seed)
+	forward := p.g.Nodes()
 	p.differentiate(opt.Accs)
 	if il > 0 {
 		p.g.Expand(p.ctx.Cpy(p.g.Grad(x), r.dy[(k+1)%2]))
 	}
+	// The block's output, the seed and the last products before them (the frozen part
+	// of the down projection, for one) are values no gradient reads: the second forward
+	// pass skips them.
+	p.g.DropUnread(forward)
 	if err := p.rewriteFrozen(dec, r.be.IsCPU()); err != nil {
 		return nil, fmt.Errorf("block %d: %w", il, err)
 	}

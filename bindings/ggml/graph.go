@@ -20,6 +20,15 @@ package ggml
 //         for (int j = 0; j < GGML_MAX_SRC; j++) nodes[i]->src[j] = srcs[i * GGML_MAX_SRC + j];
 //     }
 // }
+//
+// // calft_keep_nodes keeps the nodes i of g with keep[i] set, in their order.
+// static void calft_keep_nodes(struct ggml_cgraph * g, const char * keep) {
+//     int k = 0;
+//     for (int i = 0; i < g->n_nodes; i++) {
+//         if (keep[i]) g->nodes[k++] = g->nodes[i];
+//     }
+//     g->n_nodes = k;
+// }
 import "C"
 
 import "unsafe"
@@ -109,6 +118,54 @@ const MaxSrc = C.GGML_MAX_SRC
 
 // Src returns input i of the node (zero Tensor when absent).
 func (t Tensor) Src(i int) Tensor { return Tensor{t.t.src[i]} }
+
+// Nodes are the graph's nodes now, in order.
+func (g *Graph) Nodes() []Tensor {
+	out := make([]Tensor, g.NNodes())
+	for i := range out {
+		out[i] = g.Node(i)
+	}
+	return out
+}
+
+// DropUnread removes the nodes of forward (nodes the graph had before its backward pass
+// was built) whose values no other node reads, directly or through nodes dropped with
+// them: in a graph that only differentiates, the forward results that autodiff never
+// reads (the output of a block whose gradient is given, a product whose output only
+// feeds an addition). Nodes marked as outputs, copies (they write into their
+// destination) and every node added after forward are kept. It returns how many nodes it
+// dropped. Call it after the backward pass is built, before the graph is allocated.
+func (g *Graph) DropUnread(forward []Tensor) int {
+	fw := make(map[*C.struct_ggml_tensor]bool, len(forward))
+	for _, t := range forward {
+		fw[t.t] = true
+	}
+	n := g.NNodes()
+	read := map[*C.struct_ggml_tensor]bool{}
+	keep := make([]C.char, n)
+	dropped := 0
+	// Nodes stand in dependency order: every reader of a node comes after it.
+	for i := n - 1; i >= 0; i-- {
+		t := g.Node(i).t
+		if !fw[t] || read[t] || t.flags&C.GGML_TENSOR_FLAG_OUTPUT != 0 || t.op == C.GGML_OP_CPY {
+			keep[i] = 1
+			for j := 0; j < MaxSrc; j++ {
+				if t.src[j] != nil {
+					read[t.src[j]] = true
+				}
+			}
+			if t.view_src != nil {
+				read[t.view_src] = true
+			}
+			continue
+		}
+		dropped++
+	}
+	if dropped > 0 {
+		C.calft_keep_nodes(g.g, &keep[0])
+	}
+	return dropped
+}
 
 // GradAcc returns the persistent gradient accumulator of t (the loss has one), or the
 // zero Tensor.

@@ -112,3 +112,51 @@ func TestOutOfMemoryIsAnError(t *testing.T) {
 	}
 	_ = huge
 }
+
+// TestDropUnread checks that the forward values no gradient reads leave the graph and
+// that the gradient stays the same: for loss = Σ (W·x + c)·dy, dx = Wᵀ·dy reads neither
+// W·x nor anything computed from it.
+func TestDropUnread(t *testing.T) {
+	be := newCPU(t)
+	ctx := NewContext(64*TensorOverhead()+GraphOverhead(64, true), true)
+	defer ctx.Close()
+	w := ctx.NewTensor(TypeF32, 2, 2)
+	x := ctx.NewTensor(TypeF32, 2).SetParam()
+	c := ctx.NewTensor(TypeF32, 2)
+	dy := ctx.NewTensor(TypeF32, 2)
+	seed := ctx.Sum(ctx.Mul(ctx.Add(ctx.MulMat(w, x), c), dy)).SetLoss()
+	g := ctx.NewGraph(64, true)
+	g.Expand(seed)
+	forward := g.Nodes()
+	g.BuildBackward(ctx)
+	if n := g.DropUnread(forward); n != len(forward) {
+		t.Fatalf("dropped %d of the %d forward nodes, want all", n, len(forward))
+	}
+	for _, n := range g.Nodes() {
+		if n.Op() == "MUL_MAT" {
+			t.Fatal("the forward product W·x is still in the graph")
+		}
+	}
+	al := be.NewAllocator()
+	defer al.Close()
+	buf, err := be.AllocTensors(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer buf.Close()
+	if err := al.Alloc(g); err != nil {
+		t.Fatal(err)
+	}
+	w.SetF32([]float32{1, 2, 3, 4}) // rows (1,2) and (3,4)
+	x.SetF32([]float32{1, -1})
+	c.SetF32([]float32{5, 6})
+	dy.SetF32([]float32{1, 10})
+	g.GradAcc(seed).SetF32([]float32{1})
+	if err := be.Compute(g); err != nil {
+		t.Fatal(err)
+	}
+	// Wᵀ·dy = (1·1 + 3·10, 2·1 + 4·10) = (31, 42)
+	if gr := g.Grad(x).F32(); gr[0] != 31 || gr[1] != 42 {
+		t.Fatalf("grad %v, want [31 42]", gr)
+	}
+}

@@ -57,11 +57,7 @@ func TestGemma3LogitsMatchLibllama(t *testing.T) {
 		refMerged := llamaLogits(t, merged, nil, p.pieces)
 		check := func(what string, got, want []float32, tol float64) {
 			t.Helper()
-			e := relErr(t, got, want)
-			t.Logf("%s, %s: max |Δlogit| / max |logit| = %.2e", p.name, what, e)
-			if e > tol {
-				t.Errorf("%s, %s: relative error %.2e > %.0e", p.name, what, e, tol)
-			}
+			parityCheck(t, tol)(p.name+", "+what, got, want)
 		}
 		// calft's inference graph (llama.cpp's ops, in its order) against libllama.
 		base := f.gemma3Logits(t, f.m, nil, p.pieces, true)

@@ -17,6 +17,22 @@ func newCPU(t *testing.T) *Backend {
 	return be
 }
 
+// allocGraph gives ctx's leaves a buffer of their own and places g's computed nodes in
+// an allocator's, both freed when the test ends.
+func allocGraph(t *testing.T, be *Backend, ctx *Context, g *Graph) {
+	t.Helper()
+	buf, err := be.AllocTensors(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(buf.Close)
+	al := be.NewAllocator()
+	t.Cleanup(al.Close)
+	if err := al.Alloc(g); err != nil {
+		t.Fatal(err)
+	}
+}
+
 func TestMulMatOnBackend(t *testing.T) {
 	be := newCPU(t)
 	ctx := NewContext(16*TensorOverhead()+GraphOverhead(16, false), true)
@@ -53,17 +69,7 @@ func TestBackwardOfSquaredNorm(t *testing.T) {
 	g := ctx.NewGraph(64, true)
 	g.Expand(loss)
 	g.BuildBackward(ctx)
-	al := be.NewAllocator()
-	defer al.Close()
-	// Leaves get their own buffer; the allocator places only computed nodes.
-	buf, err := be.AllocTensors(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer buf.Close()
-	if err := al.Alloc(g); err != nil {
-		t.Fatal(err)
-	}
+	allocGraph(t, be, ctx, g)
 	w.SetF32([]float32{1, 2, 3, 4}) // rows (1,2) and (3,4)
 	x.SetF32([]float32{1, -1})
 	g.Reset()
@@ -137,16 +143,7 @@ func TestDropUnread(t *testing.T) {
 			t.Fatal("the forward product W·x is still in the graph")
 		}
 	}
-	al := be.NewAllocator()
-	defer al.Close()
-	buf, err := be.AllocTensors(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer buf.Close()
-	if err := al.Alloc(g); err != nil {
-		t.Fatal(err)
-	}
+	allocGraph(t, be, ctx, g)
 	w.SetF32([]float32{1, 2, 3, 4}) // rows (1,2) and (3,4)
 	x.SetF32([]float32{1, -1})
 	c.SetF32([]float32{5, 6})

@@ -364,6 +364,24 @@ func (be *Backend) AllocTensors(ctx *Context) (*Buffer, error) {
 	return &Buffer{b: b}, nil
 }
 
+// MarkTensors marks every tensor of a no-alloc context as held by a buffer of the
+// backend's that has no room for them: the graphs that read them are then measured
+// (Allocator.Measure) without them, as they will be once AllocTensors places them. The
+// tensors get no memory: nothing may compute or read them. Close the buffer after the
+// context.
+func (be *Backend) MarkTensors(ctx *Context) (*Buffer, error) {
+	b := C.ggml_backend_buft_alloc_buffer(C.ggml_backend_get_default_buffer_type(be.b), 1)
+	if b == nil {
+		return nil, fmt.Errorf("ggml: %s cannot make an empty buffer", be.Name())
+	}
+	for t := C.ggml_get_first_tensor(ctx.c); t != nil; t = C.ggml_get_next_tensor(ctx.c, t) {
+		if t.data == nil && t.view_src == nil {
+			t.buffer = b
+		}
+	}
+	return &Buffer{b: b}, nil
+}
+
 // Size is the buffer's size in bytes.
 func (buf *Buffer) Size() int { return int(C.ggml_backend_buffer_get_size(buf.b)) }
 

@@ -1,6 +1,7 @@
 package ggml
 
 // #include <stdlib.h>
+// #include <string.h>
 // #include "ggml.h"
 // #include "ggml-impl.h"
 //
@@ -29,9 +30,20 @@ package ggml
 //     }
 //     g->n_nodes = k;
 // }
+//
+// // calft_read_stored turns node into a copy of stored (same type and shape).
+// static void calft_read_stored(struct ggml_tensor * node, struct ggml_tensor * stored) {
+//     node->op = GGML_OP_DUP;
+//     memset(node->op_params, 0, sizeof(node->op_params));
+//     for (int s = 0; s < GGML_MAX_SRC; s++) node->src[s] = NULL;
+//     node->src[0] = stored;
+// }
 import "C"
 
-import "unsafe"
+import (
+	"fmt"
+	"unsafe"
+)
 
 // Graph is a computation graph built in a Context.
 type Graph struct {
@@ -165,6 +177,21 @@ func (g *Graph) DropUnread(forward []Tensor) int {
 		C.calft_keep_nodes(g.g, &keep[0])
 	}
 	return dropped
+}
+
+// ReadStored makes node, a node of g, copy the value of stored instead of computing its
+// op: stored has node's type and shape, lives outside g's compute buffer and was written
+// by an earlier graph with the value node would compute (a recomputed block reads back
+// the products its first computation kept). The nodes reading node are unchanged, so
+// call it after the backward pass is built (autodiff differentiates node's op as it
+// was) and before the graph's rewrites and allocation.
+func (g *Graph) ReadStored(node, stored Tensor) error {
+	if node.Type() != stored.Type() || node.Ne() != stored.Ne() || !stored.IsContiguous() {
+		return fmt.Errorf("ggml: %s (%v %v) cannot read the stored %s (%v %v)", node.Name(), node.Type(), node.Ne(), stored.Name(), stored.Type(), stored.Ne())
+	}
+	C.calft_read_stored(node.t, stored.t)
+	g.Expand(stored) // a leaf of g, like the weights
+	return nil
 }
 
 // GradAcc returns the persistent gradient accumulator of t (the loss has one), or the

@@ -139,6 +139,10 @@ type Decoder struct {
 	// as il = NLayer, the last block's output) as the graph is built: a recomputing
 	// trainer keeps them to rebuild one block at a time (see Layer).
 	Checkpoint func(ctx *ggml.Context, il int, x ggml.Tensor)
+	// Product, when set, is called with each product W·x of a frozen matrix w in block
+	// il of the full pass (before the adapter's update is added), as the graph is built:
+	// a recomputing trainer keeps some of them for its second forward pass.
+	Product func(ctx *ggml.Context, il int, w, y ggml.Tensor)
 }
 
 // stream is one sequence of rows flowing through the blocks: the full pass, or the rows
@@ -246,6 +250,9 @@ func (d *Decoder) name(t ggml.Tensor, il int, what string, s *stream) ggml.Tenso
 // linear is W·x (+ the adapter's low-rank update when it has one for W), named after W.
 func (d *Decoder) linear(ctx *ggml.Context, il int, s *stream, w, x ggml.Tensor) ggml.Tensor {
 	y := ctx.MulMat(w, x)
+	if d.Product != nil && s.suffix == "" && il >= 0 {
+		d.Product(ctx, il, w, y)
+	}
 	if d.Adapter != nil {
 		if a, b, scale, ok := d.Adapter.LoRA(w.Name()); ok {
 			xl := x

@@ -53,7 +53,7 @@ type Config struct {
 	NoImageWeights  string `mapstructure:"no-image-weights" json:"no_image_weights" help:"frozen matrices of CAL's image-absent pass: auto (q8_0 copies for an F32/F16/BF16 base), q8_0, or f32 (the model's own)"`
 	Merge           bool   `mapstructure:"merge" json:"merge" resume:"free" help:"also write merged.gguf (base + adapter)"`
 	// Recompute and MaxMemory trade speed for memory; the gradients are the same.
-	Recompute string `mapstructure:"recompute" json:"recompute" resume:"free" help:"keep only each block's input in the forward pass and recompute a block for its backward pass: auto (when the step would not fit in memory otherwise), on or off"`
+	Recompute string `mapstructure:"recompute" json:"recompute" resume:"free" help:"keep only each block's input (and, where memory allows, its frozen products) in the forward pass and recompute a block for its backward pass: auto (when the step would not fit in memory otherwise), on or off"`
 	MaxMemory string `mapstructure:"max-memory" json:"max_memory" resume:"free" help:"memory the run may use, e.g. 12GB (default: what the machine has available); a run predicted to need more is refused before it starts"`
 
 	Resume    bool `mapstructure:"resume" json:"-" resume:"free" help:"continue the run in --out from its last checkpoint"`

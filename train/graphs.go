@@ -29,7 +29,7 @@ type graphCache struct {
 	// recomputing is the one recomputing step kept: its checkpoints are the largest
 	// part of its memory, so a step of another shape replaces it.
 	recomputing *recompute
-	keep        int // the top blocks a recomputing step does not recompute
+	retain      retention // what a recomputing step keeps beyond the blocks' inputs
 }
 
 func newGraphCache(be *ggml.Backend, dec *llava.Decoder, opt *Optimizer, co cal.Options) *graphCache {
@@ -78,7 +78,7 @@ func (c *graphCache) getRecompute(sh Shape) (*recompute, error) {
 		c.recomputing.close()
 		c.recomputing = nil
 	}
-	r, err := newRecompute(c.be, c.dec, c.opt, sh, c.co, c.alloc, c.keep)
+	r, err := newRecompute(c.be, c.dec, c.opt, sh, c.co, c.alloc, c.retain)
 	if err != nil {
 		return nil, err
 	}

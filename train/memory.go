@@ -24,6 +24,7 @@ type MemoryPlan struct {
 	Other       int64 // the rest of the process: runtime, tokenizer, vision projector
 	Recompute   bool
 	Kept        int    // with Recompute: the top blocks not recomputed (their activations kept)
+	Products    int    // with Recompute: the lowest recomputed blocks that store their frozen products
 	Backward    string // bf16, f32 (transposed copies), tiled, tiled-f32, autodiff
 	Forward     string // native, bf16 (see Setup.ForwardWeights)
 }
@@ -40,6 +41,9 @@ func (p MemoryPlan) String() string {
 		rc = fmt.Sprintf("on below the top %d blocks", p.Kept)
 	case p.Recompute:
 		rc = "on"
+	}
+	if p.Recompute && p.Products > 0 {
+		rc += fmt.Sprintf(", %d blocks from stored frozen products", p.Products)
 	}
 	return fmt.Sprintf("predicted peak memory %s: weights %s, copies %s, adapter and optimizer %s, compute %s, checkpoints %s, other %s (recompute %s, backward %s, forward %s)",
 		gb(p.Total()), gb(p.Weights), gb(p.Copies), gb(p.Adapter), gb(p.Compute), gb(p.Checkpoints), gb(p.Other), rc, p.Backward, p.Forward)
@@ -120,7 +124,7 @@ func wantNoImageCopies(m *llava.Model, noImage string) bool {
 
 // measureCompute builds the graphs of a shape without allocating them and returns the
 // largest compute buffer one of them needs, and the recomputation's checkpoints.
-func (t *Trainer) measureCompute(sh Shape, recompute bool, keep int, backward, forward string) (compute, checkpoints int64, err error) {
+func (t *Trainer) measureCompute(sh Shape, recompute bool, rt retention, backward, forward string) (compute, checkpoints int64, err error) {
 	dec := &llava.Decoder{HP: t.Model.HP, W: &t.Model.W, Adapter: t.Adapter, TileType: tileType(backward),
 		CPU: t.Backend.IsCPU(), ForwardBF16: forward == "bf16"}
 	al := NewAllocator(t.Backend)
@@ -133,7 +137,7 @@ func (t *Trainer) measureCompute(sh Shape, recompute bool, keep int, backward, f
 		defer g.Close()
 		return int64(al.Measure(g.g)), 0, nil
 	}
-	r, err := newRecomputeMeasured(t.Backend, dec, t.Opt, sh, t.Setup.CAL, al, keep)
+	r, err := newRecomputeMeasured(t.Backend, dec, t.Opt, sh, t.Setup.CAL, al, rt)
 	if err != nil {
 		return 0, 0, err
 	}
@@ -142,7 +146,7 @@ func (t *Trainer) measureCompute(sh Shape, recompute bool, keep int, backward, f
 		compute = max(compute, int64(al.Measure(p.g)))
 	}
 	hp := t.Model.HP
-	return compute, int64(hp.NLayer-keep+3)*int64(hp.NEmbd)*int64(sh.Rows)*4 + int64(sh.Hidden)*int64(hp.NEmbd)*4, nil
+	return compute, int64(hp.NLayer-rt.Whole+3)*int64(hp.NEmbd)*int64(sh.Rows)*4 + int64(sh.Hidden)*int64(hp.NEmbd)*4 + r.storedBytes(), nil
 }
 
 // tileType is the tiles' type of a backward mode (0: ggml's autodiff products).
@@ -167,12 +171,12 @@ func (t *Trainer) plan(sh Shape, budget int64, budgetName string, other int64, f
 			p := MemoryPlan{Recompute: rc, Backward: bw, Forward: forward, Weights: int64(t.Model.Bytes()), Adapter: t.adapterBytes(), Other: other,
 				Copies: copiesBytes(t.Model, bw, orAuto(s.NoImageWeights), s.Objective == cal.CAL)}
 			var err error
-			if p.Compute, p.Checkpoints, err = t.measureCompute(sh, rc, 0, bw, forward); err != nil {
+			if p.Compute, p.Checkpoints, err = t.measureCompute(sh, rc, retention{}, bw, forward); err != nil {
 				return p, err
 			}
 			if budget <= 0 || p.Total() <= budget {
-				if rc && s.Recompute != "on" {
-					return t.keepMost(sh, p, budget)
+				if rc {
+					return t.fill(sh, p, budget, s.Recompute != "on")
 				}
 				return p, nil
 			}
@@ -190,27 +194,48 @@ func (t *Trainer) plan(sh Shape, budget int64, budgetName string, other int64, f
 		sh.Rows, budgetName, best, hint)
 }
 
-// keepMargin: keepMost plans to within 1/keepMargin of the budget (3%): the peak measured
-// on LLaVA-7B's shape exceeded its prediction by 1% (8229 MB for 8148).
-const keepMargin = 32
+// keepMargin: fill plans to within 1/keepMargin of the budget (6%): measured peaks of
+// recomputing steps exceeded their predictions by up to 6.5% (llama1b Q4_K_M, 704 rows,
+// 6 blocks storing their products: 1659 MB for 1558; LLaVA-7B's shape: 8229 for 8148).
+const keepMargin = 16
 
-// keepMost takes a recomputing plan p that fits the budget and keeps as many of the top
-// blocks out of the recomputation as still fit (each kept block saves its share of the
-// extra forward pass): the largest by bisection, the prediction growing with the blocks
-// kept. Filling the budget, it leaves keepMargin of it for the prediction's error.
-func (t *Trainer) keepMost(sh Shape, p MemoryPlan, budget int64) (MemoryPlan, error) {
+// fill takes a recomputing plan p that fits the budget and spends what the budget has
+// left on speed, in two bisections (the prediction grows with each count): first the
+// frozen products of as many recomputed blocks as fit are stored (each spares most of
+// its block's second forward pass for its products' outputs, a fraction of the block's
+// activations); then, with whole and every block's products stored, as many of the top
+// blocks as still fit keep their activations entire and are not recomputed at all. It
+// leaves keepMargin of the budget for the prediction's error; an unknown budget (≤ 0)
+// keeps p, the least memory.
+func (t *Trainer) fill(sh Shape, p MemoryPlan, budget int64, whole bool) (MemoryPlan, error) {
+	if budget <= 0 {
+		return p, nil
+	}
 	budget -= budget / keepMargin
-	best := p
-	lo, hi := 0, t.Model.HP.NLayer-1 // lo fits
+	n := t.Model.HP.NLayer
+	try := func(q MemoryPlan) (MemoryPlan, bool, error) {
+		var err error
+		q.Compute, q.Checkpoints, err = t.measureCompute(sh, true, retention{Whole: q.Kept, Products: q.Products}, q.Backward, q.Forward)
+		return q, err == nil && q.Total() <= budget, err
+	}
+	best, err := bisect(p, n, func(q MemoryPlan, k int) MemoryPlan { q.Products = k; return q }, try)
+	if err != nil || !whole || best.Products < n {
+		return best, err
+	}
+	return bisect(best, n-1, func(q MemoryPlan, k int) MemoryPlan { q.Kept, q.Products = k, n-k; return q }, try)
+}
+
+// bisect returns the plan with the largest count in [0, hi] (set by with) that try finds
+// fitting, p (count 0) being known to fit.
+func bisect(p MemoryPlan, hi int, with func(MemoryPlan, int) MemoryPlan, try func(MemoryPlan) (MemoryPlan, bool, error)) (MemoryPlan, error) {
+	best, lo := p, 0
 	for lo < hi {
 		mid := (lo + hi + 1) / 2
-		q := p
-		q.Kept = mid
-		var err error
-		if q.Compute, q.Checkpoints, err = t.measureCompute(sh, true, mid, p.Backward, p.Forward); err != nil {
+		q, fits, err := try(with(p, mid))
+		if err != nil {
 			return p, err
 		}
-		if q.Total() <= budget {
+		if fits {
 			lo, best = mid, q
 		} else {
 			hi = mid - 1

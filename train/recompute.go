@@ -2,6 +2,7 @@ package train
 
 import (
 	"fmt"
+	"sort"
 
 	"github.com/calft/calft/arch"
 	"github.com/calft/calft/bindings/ggml"
@@ -31,6 +32,12 @@ import (
 // with the loss, as the single graph would (their activations alive together). The
 // extra forward then covers the lower blocks only: faster, for the memory of keep
 // blocks' activations.
+//
+// With products > 0 the lowest products blocks also keep the frozen products W·x that
+// their rebuilt graph reads (the forward graph stores them; the block's graph copies
+// them back in place of the product, see ggml.Graph.ReadStored): most of a block's
+// second forward pass is those products, and their outputs are a fraction of its
+// activations.
 type recompute struct {
 	Shape Shape
 	Loss  cal.Loss
@@ -45,7 +52,9 @@ type recompute struct {
 	in       *llava.Inputs
 	pair     *llava.PairInputs
 	li       *cal.LossInputs
-	keep     int              // top blocks not recomputed
+	keep     int // top blocks not recomputed
+	products int // the lowest blocks whose frozen products are stored
+	stored   map[productKey]ggml.Tensor
 	ck       []ggml.Tensor    // block inputs [n_embd, T] of blocks 0 … NLayer−keep (the last: an output)
 	ckHidden ggml.Tensor      // with keep > 0 and the CAL pair: the image-absent rows at block NLayer−keep
 	zNoImg   ggml.Tensor      // with keep > 0 and CAL's two full passes: the image-absent target logits
@@ -53,6 +62,17 @@ type recompute struct {
 	det      *cal.Detacher    // the loss's read-back values and its gradient of H
 	parts    []*recomputePart // forward, top, then blocks NLayer−1 … 0
 	dropSeed uint64
+}
+
+// retention is what a recomputing step keeps beyond each block's input: the top Whole
+// blocks' activations entire (those blocks are not recomputed), and the frozen products
+// of the lowest Products of the recomputed blocks.
+type retention struct{ Whole, Products int }
+
+// productKey names a frozen product of the full pass: block il's product through w.
+type productKey struct {
+	il int
+	w  string
 }
 
 // recomputePart is one graph of a recomputing step.
@@ -85,67 +105,81 @@ func (p *recomputePart) rewriteFrozen(dec *llava.Decoder, cpu bool) error {
 }
 
 // newRecompute builds the graphs of a shape (which must have Backward).
-func newRecompute(be *ggml.Backend, dec *llava.Decoder, opt *Optimizer, sh Shape, co cal.Options, al *Allocator, keep int) (*recompute, error) {
-	return buildRecompute(be, dec, opt, sh, co, al, keep, false)
+func newRecompute(be *ggml.Backend, dec *llava.Decoder, opt *Optimizer, sh Shape, co cal.Options, al *Allocator, rt retention) (*recompute, error) {
+	return buildRecompute(be, dec, opt, sh, co, al, rt, false)
 }
 
 // newRecomputeMeasured builds the graphs without allocating what lives across them:
 // enough to measure their compute buffers.
-func newRecomputeMeasured(be *ggml.Backend, dec *llava.Decoder, opt *Optimizer, sh Shape, co cal.Options, al *Allocator, keep int) (*recompute, error) {
-	return buildRecompute(be, dec, opt, sh, co, al, keep, true)
+func newRecomputeMeasured(be *ggml.Backend, dec *llava.Decoder, opt *Optimizer, sh Shape, co cal.Options, al *Allocator, rt retention) (*recompute, error) {
+	return buildRecompute(be, dec, opt, sh, co, al, rt, true)
 }
 
-func buildRecompute(be *ggml.Backend, dec *llava.Decoder, opt *Optimizer, sh Shape, co cal.Options, al *Allocator, keep int, measure bool) (*recompute, error) {
+func buildRecompute(be *ggml.Backend, dec *llava.Decoder, opt *Optimizer, sh Shape, co cal.Options, al *Allocator, rt retention, measure bool) (*recompute, error) {
 	if sh.Rows <= 0 || sh.Scored <= 0 || !sh.Backward || opt == nil {
 		return nil, fmt.Errorf("a recomputing step needs rows, scored rows and the optimizer (got %d, %d)", sh.Rows, sh.Scored)
 	}
-	if keep < 0 || keep >= dec.HP.NLayer {
+	keep := rt.Whole
+	if keep < 0 || keep >= dec.HP.NLayer || rt.Products < 0 {
 		return nil, fmt.Errorf("a recomputing step keeps 0 to %d of its %d blocks, not %d", dec.HP.NLayer-1, dec.HP.NLayer, keep)
 	}
-	r := &recompute{Shape: sh, hp: dec.HP, be: be, alloc: al, keep: keep, det: cal.NewDetacher(16)}
-	if err := r.buildState(dec, co, measure); err != nil {
-		r.close()
-		return nil, err
-	}
-	train := *dec
-	train.Train = true
-	if err := r.buildForward(&train); err != nil {
-		r.close()
-		return nil, err
-	}
-	train.Checkpoint = nil
-	if keep == 0 {
-		r.parts = append(r.parts, r.buildTop(&train))
-	} else {
-		p, err := r.buildUpper(&train, opt)
-		if err != nil {
-			r.close()
-			return nil, err
-		}
-		r.parts = append(r.parts, p)
-	}
-	for il := r.top() - 1; il >= 0; il-- {
-		p, err := r.buildBlock(&train, opt, il)
-		if err != nil {
-			r.close()
-			return nil, err
-		}
-		r.parts = append(r.parts, p)
-	}
-	if measure {
-		return r, nil
-	}
-	if err := r.det.Alloc(be); err != nil {
+	r := &recompute{Shape: sh, hp: dec.HP, be: be, alloc: al, keep: keep, products: min(rt.Products, dec.HP.NLayer-keep),
+		stored: map[productKey]ggml.Tensor{}, det: cal.NewDetacher(16)}
+	if err := r.build(dec, opt, co, measure); err != nil {
 		r.close()
 		return nil, err
 	}
 	return r, nil
 }
 
-// buildState declares and allocates the tensors that live across the graphs.
-func (r *recompute) buildState(dec *llava.Decoder, co cal.Options, measure bool) error {
+// build declares the state, builds the graphs and, unless measure, allocates the state.
+// The blocks' graphs are built first: the frozen products they read back decide what
+// the forward graph stores.
+func (r *recompute) build(dec *llava.Decoder, opt *Optimizer, co cal.Options, measure bool) error {
+	r.buildState(dec, co)
+	train := *dec
+	train.Train = true
+	var blocks []*recomputePart
+	for il := r.top() - 1; il >= 0; il-- {
+		p, err := r.buildBlock(&train, opt, il)
+		if p != nil {
+			blocks = append(blocks, p)
+		}
+		if err != nil {
+			r.parts = blocks
+			return err
+		}
+	}
+	err := r.buildForward(&train)
+	train.Checkpoint, train.Product = nil, nil
+	if err == nil && r.keep == 0 {
+		r.parts = append(r.parts, r.buildTop(&train))
+	} else if err == nil {
+		var p *recomputePart
+		p, err = r.buildUpper(&train, opt)
+		if p != nil {
+			r.parts = append(r.parts, p)
+		}
+	}
+	r.parts = append(r.parts, blocks...)
+	if err != nil {
+		return err
+	}
+	if measure {
+		// The graphs are measured without the state, which has memory of its own.
+		r.stateBuf, err = r.be.MarkTensors(r.state)
+		return err
+	}
+	if r.stateBuf, err = r.be.AllocTensors(r.state); err != nil {
+		return fmt.Errorf("the checkpoints of a step of %d rows: %w", r.Shape.Rows, err)
+	}
+	return r.det.Alloc(r.be)
+}
+
+// buildState declares the tensors that live across the graphs (build allocates them).
+func (r *recompute) buildState(dec *llava.Decoder, co cal.Options) {
 	sh, hp := r.Shape, dec.HP
-	r.state = ggml.NewContext((hp.NLayer+32)*ggml.TensorOverhead(), true)
+	r.state = ggml.NewContext((9*hp.NLayer+32)*ggml.TensorOverhead(), true)
 	calPass := sh.Obj == cal.CAL
 	r.in = llava.NewInputs(r.state, hp, sh.Rows, sh.Scored, calPass && sh.Hidden == 0)
 	if calPass && sh.Hidden > 0 {
@@ -163,14 +197,15 @@ func (r *recompute) buildState(dec *llava.Decoder, co cal.Options, measure bool)
 	}
 	r.dy[0] = r.state.NewTensor(ggml.TypeF32, hp.NEmbd, sh.Rows).SetName("block output gradient a")
 	r.dy[1] = r.state.NewTensor(ggml.TypeF32, hp.NEmbd, sh.Rows).SetName("block output gradient b")
-	if measure {
-		return nil
+}
+
+// storedBytes is the memory of the stored frozen products.
+func (r *recompute) storedBytes() int64 {
+	var n int64
+	for _, t := range r.stored {
+		n += int64(t.NBytes())
 	}
-	var err error
-	if r.stateBuf, err = r.be.AllocTensors(r.state); err != nil {
-		return fmt.Errorf("the checkpoints of a step of %d rows: %w", sh.Rows, err)
-	}
-	return nil
+	return n
 }
 
 // newPart makes an empty graph, with gradients or not.
@@ -191,6 +226,11 @@ func (r *recompute) buildForward(dec *llava.Decoder) error {
 	r.parts = append(r.parts, p)
 	ctx := p.ctx
 	dec.Checkpoint = func(c *ggml.Context, il int, x ggml.Tensor) { p.g.Expand(c.Cpy(x, r.ck[il])) }
+	dec.Product = func(c *ggml.Context, il int, w, y ggml.Tensor) {
+		if t, ok := r.stored[productKey{il, w.Name()}]; ok {
+			p.g.Expand(c.Cpy(y, t))
+		}
+	}
 	if r.keep > 0 {
 		r.buildLower(dec, p)
 	} else {
@@ -296,7 +336,12 @@ func (r *recompute) buildBlock(dec *llava.Decoder, opt *Optimizer, il int) (*rec
 		x.SetParam()
 	}
 	k := r.top() - 1 - il // blocks done before this one
+	products := map[string]ggml.Tensor{}
+	if il < r.products {
+		dec.Product = func(_ *ggml.Context, _ int, w, y ggml.Tensor) { products[w.Name()] = y }
+	}
 	y := dec.Layer(p.ctx, il, x, r.in)
+	dec.Product = nil
 	p.drops = takeDrops(dec)
 	p.seed = p.ctx.Sum(p.ctx.Mul(y, r.dy[k%2])).SetLoss()
 	p.g.Expand(p.seed)
@@ -309,10 +354,43 @@ func (r *recompute) buildBlock(dec *llava.Decoder, opt *Optimizer, il int) (*rec
 	// of the down projection, for one) are values no gradient reads: the second forward
 	// pass skips them.
 	p.g.DropUnread(forward)
+	if err := r.readStored(p, il, products); err != nil {
+		return p, err
+	}
 	if err := p.rewriteFrozen(dec, r.be.IsCPU()); err != nil {
-		return nil, fmt.Errorf("block %d: %w", il, err)
+		return p, fmt.Errorf("block %d: %w", il, err)
 	}
 	return p, nil
+}
+
+// readStored declares a stored tensor for each of the block's frozen products that its
+// graph still computes and makes the graph read it back.
+func (r *recompute) readStored(p *recomputePart, il int, products map[string]ggml.Tensor) error {
+	if len(products) == 0 {
+		return nil
+	}
+	in := map[ggml.Tensor]bool{}
+	for _, n := range p.g.Nodes() {
+		in[n] = true
+	}
+	names := make([]string, 0, len(products))
+	for w := range products {
+		names = append(names, w)
+	}
+	sort.Strings(names) // the state's layout does not depend on map order
+	for _, w := range names {
+		y := products[w]
+		if !in[y] {
+			continue // dropped: nothing reads it
+		}
+		ne := y.Ne()
+		t := r.state.NewTensor(y.Type(), ne[0], ne[1], ne[2], ne[3]).SetName("stored " + y.Name())
+		r.stored[productKey{il, w}] = t
+		if err := p.g.ReadStored(y, t); err != nil {
+			return fmt.Errorf("block %d: %w", il, err)
+		}
+	}
+	return nil
 }
 
 // takeDrops collects the dropout inputs of the graph just built.
@@ -326,6 +404,24 @@ func takeDrops(dec *llava.Decoder) []ggml.Tensor {
 // run computes one micro-batch: every graph in turn, the gradients added into the
 // accumulators. It returns the loss.
 func (r *recompute) run(b *llava.Batch, outRows []int32, targets []cal.Target) (float64, error) {
+	return r.runWith(b, outRows, targets, func(_ int, g *ggml.Graph) error { return r.be.Compute(g) })
+}
+
+// partName names graph i of the step, for profiles.
+func (r *recompute) partName(i int) string {
+	switch {
+	case i == 0:
+		return "forward"
+	case i == 1 && r.keep > 0:
+		return "kept blocks"
+	case i == 1:
+		return "top"
+	}
+	return fmt.Sprintf("block %d", r.top()-1-(i-2))
+}
+
+// runWith is run with each graph i computed by compute.
+func (r *recompute) runWith(b *llava.Batch, outRows []int32, targets []cal.Target, compute func(i int, g *ggml.Graph) error) (float64, error) {
 	if len(outRows) != len(targets) || len(targets) > r.Shape.Scored {
 		return 0, fmt.Errorf("%d scored rows and %d targets for a graph of %d scored rows", len(outRows), len(targets), r.Shape.Scored)
 	}
@@ -342,7 +438,7 @@ func (r *recompute) run(b *llava.Batch, outRows []int32, targets []cal.Target) (
 	if err := r.li.Set(r.hp.NVocab, targets); err != nil {
 		return 0, err
 	}
-	for _, p := range r.parts {
+	for i, p := range r.parts {
 		if err := r.alloc.place(p.g); err != nil {
 			return 0, fmt.Errorf("the step of %d rows: %w", r.Shape.Rows, err)
 		}
@@ -350,7 +446,7 @@ func (r *recompute) run(b *llava.Batch, outRows []int32, targets []cal.Target) (
 		if !p.seed.Nil() {
 			p.g.GradAcc(p.seed).SetF32([]float32{1})
 		}
-		if err := r.be.Compute(p.g); err != nil {
+		if err := compute(i, p.g); err != nil {
 			return 0, err
 		}
 	}

@@ -38,7 +38,8 @@ type Setup struct {
 	// Recompute ("on", "off", "auto"; "" is off) keeps only each block's input through
 	// the forward pass and rebuilds one block at a time for its backward pass (see
 	// recompute): the memory of one block's activations instead of all of them, for a
-	// second forward pass.
+	// second forward pass. Where the budget allows, blocks also keep their frozen
+	// products (MemoryPlan.Products), which their second pass then skips.
 	Recompute string
 	// Largest, when Rows is set, is the largest micro-batch the run takes: the trainer
 	// then predicts its memory (Trainer.Plan) and chooses the "auto" settings that fit
@@ -119,7 +120,7 @@ func NewTrainer(be *ggml.Backend, m *llava.Model, s Setup) (*Trainer, error) {
 	dec := &llava.Decoder{HP: m.HP, W: &m.W, Adapter: t.Adapter, CPU: be.IsCPU(), ForwardBF16: t.Plan.Forward == "bf16", ExactGELU: s.ExactGELU}
 	t.Fast.Apply(dec)
 	t.graphs = newGraphCache(be, dec, t.Opt, s.CAL)
-	t.graphs.keep = t.Plan.Kept
+	t.graphs.retain = retention{Whole: t.Plan.Kept, Products: t.Plan.Products}
 	ok = true
 	return t, nil
 }
@@ -261,6 +262,31 @@ func (t *Trainer) AccumulateAs(b *Batch, obj cal.Objective, dropSeed uint64) (Mi
 	return Micro{Loss: l, Weights: g.Loss.Weight.F32()[:len(b.Targets)]}, nil
 }
 
+// PartTimes are the node times of one graph of a profiled recomputing step.
+type PartTimes struct {
+	Part  string // forward, top, kept blocks, block N
+	Times []ggml.NodeTime
+}
+
+// ProfileRecomputed runs one recomputing step of b node by node, its gradients added as
+// Accumulate's are, and returns each graph's node times.
+func (t *Trainer) ProfileRecomputed(b *Batch, obj cal.Objective) ([]PartTimes, error) {
+	if !t.Plan.Recompute {
+		return nil, fmt.Errorf("the trainer does not recompute")
+	}
+	r, err := t.graphs.getRecompute(t.Shape(b, obj, true))
+	if err != nil {
+		return nil, err
+	}
+	var out []PartTimes
+	_, err = r.runWith(b.Seqs, b.Rows, b.Targets, func(i int, g *ggml.Graph) error {
+		times, err := t.Backend.ComputeProfiled(g)
+		out = append(out, PartTimes{r.partName(i), times})
+		return err
+	})
+	return out, err
+}
+
 // Update applies one AdamW step with the accumulated gradients of nMicro micro-batches,
 // their global norm clipped to clip (≤ 0: no clipping). It returns the norm before
 // clipping, and an error without updating when it is not finite.
@@ -292,6 +318,9 @@ func (t *Trainer) String() string {
 		rc = "; blocks recomputed for the backward pass"
 		if t.Plan.Kept > 0 {
 			rc = fmt.Sprintf("; blocks recomputed for the backward pass but the top %d", t.Plan.Kept)
+		}
+		if t.Plan.Products > 0 {
+			rc += fmt.Sprintf(", %d of them from their stored frozen products", t.Plan.Products)
 		}
 	}
 	return fmt.Sprintf("%s; LoRA rank %d on %d matrices (%d parameters)%s", t.Fast, t.Adapter.Rank, len(t.Adapter.Pairs), t.Adapter.NumParams(), rc)

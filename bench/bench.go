@@ -8,6 +8,7 @@ import (
 	"math/rand/v2"
 	"runtime"
 	"sort"
+	"strings"
 	"syscall"
 	"time"
 
@@ -34,8 +35,8 @@ type Options struct {
 	BaseType  string
 	Profile   bool
 	// BackwardWeights, ForwardWeights, NoImageWeights and Recompute choose as for training
-	// (train.Setup); "" is auto. MaxMemory is the budget auto choices fit ("": the
-	// memory available).
+	// (train.Setup); "" is auto. MaxMemory is the budget auto choices fit ("": Laptop,
+	// "0": the memory available; never more than is available).
 	BackwardWeights string
 	ForwardWeights  string
 	NoImageWeights  string
@@ -157,8 +158,12 @@ type Result struct {
 	PredictedMB float64 `json:"predicted_mb"`
 	Recompute   bool    `json:"recompute"`
 	KeptBlocks  int     `json:"kept_blocks,omitempty"` // with recompute: the top blocks not recomputed
-	Forward     string  `json:"forward_weights"`
-	BaseType    string  `json:"base_type"`
+	// StoredBlocks, with recompute: the recomputed blocks that store their frozen products.
+	StoredBlocks int `json:"stored_product_blocks,omitempty"`
+	// Plan is the prediction by part (train.MemoryPlan's String).
+	Plan     string `json:"plan"`
+	Forward  string `json:"forward_weights"`
+	BaseType string `json:"base_type"`
 	// The backward pass's product through the largest frozen matrix (Wᵀ·dy, copies or
 	// tiles as the step uses) beside the forward product W·x, same matrix and rows.
 	Matrix         string             `json:"product_matrix"`
@@ -228,7 +233,7 @@ func Run(o Options) (*Result, error) {
 // newTrainer is the trainer of the benchmark: its memory planned for the batch within
 // the budget, as a training run plans it.
 func newTrainer(be *ggml.Backend, m *llava.Model, o Options, obj cal.Objective, b *train.Batch) (*train.Trainer, error) {
-	budget, name, err := train.MemoryBudget(o.MaxMemory)
+	budget, name, err := Budget(o.MaxMemory)
 	if err != nil {
 		return nil, err
 	}
@@ -237,6 +242,28 @@ func newTrainer(be *ggml.Backend, m *llava.Model, o Options, obj cal.Objective, 
 		Budget: budget, BudgetName: name, Other: 64 << 20}
 	s.Largest = (&train.Trainer{Setup: s}).Shape(b, obj, true) // the batch's exact shape, as the bench runs it
 	return train.NewTrainer(be, m, s)
+}
+
+// Laptop is the benchmark's default memory budget: what a 16 GB laptop leaves a
+// training run beside its system and a browser. A fixed budget, not the memory this
+// machine happens to have free, makes a preset's plan, and so its figures, the same on
+// every machine that has that much available.
+const Laptop = "8GB"
+
+// Budget is the memory a benchmark plans within: maxMemory ("": Laptop; "0": what is
+// available), and never more than is available.
+func Budget(maxMemory string) (int64, string, error) {
+	if maxMemory == "" {
+		maxMemory = Laptop
+	}
+	budget, name, err := train.MemoryBudget(maxMemory)
+	if err != nil {
+		return 0, "", err
+	}
+	if avail, availName, _ := train.MemoryBudget("0"); avail > 0 && avail < budget {
+		return avail, availName, nil
+	}
+	return budget, name, nil
 }
 
 // resolve checks the options and picks the preset's shape.
@@ -276,6 +303,7 @@ func (r *Result) describeCopies(tr *train.Trainer, obj cal.Objective) {
 	r.BackwardW = tr.Plan.Backward
 	r.Recompute, r.KeptBlocks, r.Forward = tr.Plan.Recompute, tr.Plan.Kept, tr.Plan.Forward
 	r.PredictedMB = float64(tr.Plan.Total()) / (1 << 20)
+	r.StoredBlocks, r.Plan = tr.Plan.Products, tr.Plan.String()
 	if obj == cal.CAL {
 		r.NoImageW = "f32"
 		if tr.Fast.NoImage != nil {
@@ -327,7 +355,9 @@ func (r *Result) measure(o Options, tr *train.Trainer, b *train.Batch, obj cal.O
 		return nil
 	}
 	if tr.Plan.Recompute {
-		return fmt.Errorf("--profile times the single graph: give --recompute off")
+		var err error
+		r.Profile, err = profileRecomputed(tr, b, obj)
+		return err
 	}
 	sg, err := tr.Graph(tr.Shape(b, obj, true))
 	if err != nil {
@@ -448,12 +478,7 @@ func peakRSSMB() float64 {
 
 // profile runs one step node by node and sums the time per op and phase.
 func profile(tr *train.Trainer, sg *train.StepGraph) (map[string]float64, error) {
-	out := map[string]float64{}
-	type nodeTime struct {
-		phase string
-		ggml.NodeTime
-	}
-	var top []nodeTime
+	var p nodeProfile
 	// The inputs were just set; compute node by node.
 	times, err := tr.Backend.ComputeProfiled(sg.Graph())
 	if err != nil {
@@ -470,22 +495,65 @@ func profile(tr *train.Trainer, sg *train.StepGraph) (map[string]float64, error)
 		case noImg[nt.Node]:
 			phase = "no-image"
 		}
-		out["phase "+phase] += nt.Dur.Seconds() * 1e3
-		out[phase+" "+nt.Node.Op()] += nt.Dur.Seconds() * 1e3
-		top = append(top, nodeTime{phase, nt})
+		p.add(phase, nt)
 	}
-	sort.Slice(top, func(i, j int) bool { return top[i].Dur > top[j].Dur })
-	for _, nt := range top[:min(12, len(top))] {
+	return p.finish(tr)
+}
+
+// profileRecomputed times a recomputing step node by node, by its graphs: the forward
+// pass, the top (or the kept blocks with the loss), and the recomputed blocks.
+func profileRecomputed(tr *train.Trainer, b *train.Batch, obj cal.Objective) (map[string]float64, error) {
+	var p nodeProfile
+	parts, err := tr.ProfileRecomputed(b, obj)
+	if err != nil {
+		return nil, err
+	}
+	for _, pt := range parts {
+		phase := pt.Part
+		if strings.HasPrefix(phase, "block ") {
+			phase = "recomputed blocks"
+		}
+		for _, nt := range pt.Times {
+			p.add(phase, nt)
+		}
+	}
+	return p.finish(tr)
+}
+
+// nodeProfile sums node times by phase and by phase and op, and keeps the slowest nodes.
+type nodeProfile struct {
+	out map[string]float64
+	top []phaseNode
+}
+
+type phaseNode struct {
+	phase string
+	ggml.NodeTime
+}
+
+func (p *nodeProfile) add(phase string, nt ggml.NodeTime) {
+	if p.out == nil {
+		p.out = map[string]float64{}
+	}
+	p.out["phase "+phase] += nt.Dur.Seconds() * 1e3
+	p.out[phase+" "+nt.Node.Op()] += nt.Dur.Seconds() * 1e3
+	p.top = append(p.top, phaseNode{phase, nt})
+}
+
+// finish adds the slowest nodes and the optimizer's time (one update, timed).
+func (p *nodeProfile) finish(tr *train.Trainer) (map[string]float64, error) {
+	sort.Slice(p.top, func(i, j int) bool { return p.top[i].Dur > p.top[j].Dur })
+	for _, nt := range p.top[:min(12, len(p.top))] {
 		ne := nt.Node.Ne()
 		k := fmt.Sprintf("node %s %s %s [%d %d %d %d]", nt.phase, nt.Node.Op(), nt.Node.Name(), ne[0], ne[1], ne[2], ne[3])
-		out[k] += nt.Dur.Seconds() * 1e3
+		p.out[k] += nt.Dur.Seconds() * 1e3
 	}
 	t0 := time.Now()
 	if _, err := tr.Update(train.DefaultAdamW(), 1, 1); err != nil {
 		return nil, err
 	}
-	out["optimizer (norm + AdamW)"] = time.Since(t0).Seconds() * 1e3
-	return out, nil
+	p.out["optimizer (norm + AdamW)"] = time.Since(t0).Seconds() * 1e3
+	return p.out, nil
 }
 
 // productRates times, on the model's largest frozen block matrix, the forward product

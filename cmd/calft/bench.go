@@ -78,7 +78,7 @@ taken in turn). --profile adds the time per op and phase of one step.`,
 	f.StringVar(&o.BaseType, "base-type", "f32", "stored type of the random base's matrices: f32, f16, bf16, q8_0, q4_0, q4_k or q4_k_m")
 	f.IntVar(&o.Rows, "rows", 0, "rows in the sequence (0: the preset's: tiny 84, smol135 192, llama1b 704, llava7b 704)")
 	f.StringVar(&o.Recompute, "recompute", "auto", "recompute blocks for the backward pass: auto, on or off (as for train)")
-	f.StringVar(&o.MaxMemory, "max-memory", "", "memory the auto choices must fit (default: what is available)")
+	f.StringVar(&o.MaxMemory, "max-memory", "", "memory the plan must fit (default "+bench.Laptop+", what a 16 GB laptop leaves a training run, so that figures do not depend on this machine's free memory; 0: what is available; never more than is available)")
 	f.BoolVar(&o.Ratio, "ratio", false, "for cal, also time ce steps in turn (cal_over_ce; default on for tiny and smol135)")
 	f.StringVar(&o.Objective, "objective", "cal", "ce or cal")
 	f.IntVar(&o.Steps, "steps", 5, "timed steps (the median is reported)")

@@ -77,6 +77,7 @@ type productKey struct {
 
 // recomputePart is one graph of a recomputing step.
 type recomputePart struct {
+	name  string // forward, top, kept blocks, block N (for profiles)
 	ctx   *ggml.Context
 	g     *ggml.Graph
 	drops []ggml.Tensor
@@ -121,7 +122,7 @@ func buildRecompute(be *ggml.Backend, dec *llava.Decoder, opt *Optimizer, sh Sha
 	}
 	keep := rt.Whole
 	if keep < 0 || keep >= dec.HP.NLayer || rt.Products < 0 {
-		return nil, fmt.Errorf("a recomputing step keeps 0 to %d of its %d blocks, not %d", dec.HP.NLayer-1, dec.HP.NLayer, keep)
+		return nil, fmt.Errorf("a recomputing step keeps 0 to %d of its %d blocks whole and stores the products of 0 or more, not %d and %d", dec.HP.NLayer-1, dec.HP.NLayer, keep, rt.Products)
 	}
 	r := &recompute{Shape: sh, hp: dec.HP, be: be, alloc: al, keep: keep, products: min(rt.Products, dec.HP.NLayer-keep),
 		stored: map[productKey]ggml.Tensor{}, det: cal.NewDetacher(16)}
@@ -209,9 +210,9 @@ func (r *recompute) storedBytes() int64 {
 }
 
 // newPart makes an empty graph, with gradients or not.
-func (r *recompute) newPart(size int, grads bool) *recomputePart {
+func (r *recompute) newPart(name string, size int, grads bool) *recomputePart {
 	ctx := ggml.NewContext(4*size*ggml.TensorOverhead()+ggml.GraphOverhead(size, grads), true)
-	return &recomputePart{ctx: ctx, g: ctx.NewGraph(size, grads)}
+	return &recomputePart{name: name, ctx: ctx, g: ctx.NewGraph(size, grads)}
 }
 
 // top is the first block not recomputed (NLayer without keep).
@@ -222,7 +223,7 @@ func (r *recompute) top() int { return r.hp.NLayer - r.keep }
 func (r *recompute) buildForward(dec *llava.Decoder) error {
 	sh := r.Shape
 	size := 2*llava.GraphSize(dec.HP.NLayer) + 64*(sh.Scored/r.li.Block+1)
-	p := r.newPart(size, false)
+	p := r.newPart("forward", size, false)
 	r.parts = append(r.parts, p)
 	ctx := p.ctx
 	dec.Checkpoint = func(c *ggml.Context, il int, x ggml.Tensor) { p.g.Expand(c.Cpy(x, r.ck[il])) }
@@ -288,7 +289,7 @@ func (r *recompute) buildLower(dec *llava.Decoder, p *recomputePart) {
 // input of the block below them.
 func (r *recompute) buildUpper(dec *llava.Decoder, opt *Optimizer) (*recomputePart, error) {
 	sh := r.Shape
-	p := r.newPart(2*llava.GraphSize(r.keep)+64*(sh.Scored/r.li.Block+1)+2048, true)
+	p := r.newPart("kept blocks", 2*llava.GraphSize(r.keep)+64*(sh.Scored/r.li.Block+1)+2048, true)
 	ctx := p.ctx
 	x := r.ck[r.top()].SetParam()
 	var pass cal.Passes
@@ -316,7 +317,7 @@ func (r *recompute) buildUpper(dec *llava.Decoder, opt *Optimizer) (*recomputePa
 // buildTop is the output norm from the last checkpoint, seeded with the loss's gradient
 // of the final hidden states: its backward pass gives the last block's output gradient.
 func (r *recompute) buildTop(dec *llava.Decoder) *recomputePart {
-	p := r.newPart(1024, true)
+	p := r.newPart("top", 1024, true)
 	x := r.ck[dec.HP.NLayer].SetParam()
 	h := dec.Final(p.ctx, x, r.in)
 	p.seed = p.ctx.Sum(p.ctx.Mul(h, r.Loss.DH)).SetLoss()
@@ -330,7 +331,7 @@ func (r *recompute) buildTop(dec *llava.Decoder) *recomputePart {
 // its backward pass adds the block's LoRA gradients and writes its input's gradient for
 // the block below.
 func (r *recompute) buildBlock(dec *llava.Decoder, opt *Optimizer, il int) (*recomputePart, error) {
-	p := r.newPart(llava.GraphSize(1)+2048, true)
+	p := r.newPart(fmt.Sprintf("block %d", il), llava.GraphSize(1)+2048, true)
 	x := r.ck[il]
 	if il > 0 {
 		x.SetParam()
@@ -404,24 +405,11 @@ func takeDrops(dec *llava.Decoder) []ggml.Tensor {
 // run computes one micro-batch: every graph in turn, the gradients added into the
 // accumulators. It returns the loss.
 func (r *recompute) run(b *llava.Batch, outRows []int32, targets []cal.Target) (float64, error) {
-	return r.runWith(b, outRows, targets, func(_ int, g *ggml.Graph) error { return r.be.Compute(g) })
+	return r.runWith(b, outRows, targets, func(p *recomputePart) error { return r.be.Compute(p.g) })
 }
 
-// partName names graph i of the step, for profiles.
-func (r *recompute) partName(i int) string {
-	switch {
-	case i == 0:
-		return "forward"
-	case i == 1 && r.keep > 0:
-		return "kept blocks"
-	case i == 1:
-		return "top"
-	}
-	return fmt.Sprintf("block %d", r.top()-1-(i-2))
-}
-
-// runWith is run with each graph i computed by compute.
-func (r *recompute) runWith(b *llava.Batch, outRows []int32, targets []cal.Target, compute func(i int, g *ggml.Graph) error) (float64, error) {
+// runWith is run with each graph computed by compute.
+func (r *recompute) runWith(b *llava.Batch, outRows []int32, targets []cal.Target, compute func(p *recomputePart) error) (float64, error) {
 	if len(outRows) != len(targets) || len(targets) > r.Shape.Scored {
 		return 0, fmt.Errorf("%d scored rows and %d targets for a graph of %d scored rows", len(outRows), len(targets), r.Shape.Scored)
 	}
@@ -438,7 +426,7 @@ func (r *recompute) runWith(b *llava.Batch, outRows []int32, targets []cal.Targe
 	if err := r.li.Set(r.hp.NVocab, targets); err != nil {
 		return 0, err
 	}
-	for i, p := range r.parts {
+	for _, p := range r.parts {
 		if err := r.alloc.place(p.g); err != nil {
 			return 0, fmt.Errorf("the step of %d rows: %w", r.Shape.Rows, err)
 		}
@@ -446,7 +434,7 @@ func (r *recompute) runWith(b *llava.Batch, outRows []int32, targets []cal.Targe
 		if !p.seed.Nil() {
 			p.g.GradAcc(p.seed).SetF32([]float32{1})
 		}
-		if err := compute(i, p.g); err != nil {
+		if err := compute(p); err != nil {
 			return 0, err
 		}
 	}

@@ -279,9 +279,9 @@ func (t *Trainer) ProfileRecomputed(b *Batch, obj cal.Objective) ([]PartTimes, e
 		return nil, err
 	}
 	var out []PartTimes
-	_, err = r.runWith(b.Seqs, b.Rows, b.Targets, func(i int, g *ggml.Graph) error {
-		times, err := t.Backend.ComputeProfiled(g)
-		out = append(out, PartTimes{r.partName(i), times})
+	_, err = r.runWith(b.Seqs, b.Rows, b.Targets, func(p *recomputePart) error {
+		times, err := t.Backend.ComputeProfiled(p.g)
+		out = append(out, PartTimes{p.name, times})
 		return err
 	})
 	return out, err
